@@ -1,0 +1,1 @@
+//! The scoring checklist: sheet layout parsing and its two sources (Google Sheets, CSV).

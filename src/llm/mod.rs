@@ -1,0 +1,1 @@
+//! The LLM gateway: prompt rendering, the response schema, analysis parsing, the client.

@@ -1,0 +1,1 @@
+//! Operator name normalisation and matching against the `operators` directory.

@@ -1,0 +1,170 @@
+//! The one retry mechanism every HTTP client shares: capped exponential backoff with
+//! jitter, `Retry-After` honoured, and a log line per retry.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+
+/// What an error says about trying again.
+pub trait Transient {
+    /// `None`: do not retry. `Some(None)`: retry after the backoff delay.
+    /// `Some(Some(d))`: the server asked for `d` (Retry-After).
+    fn retry_hint(&self) -> Option<Option<Duration>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub max_attempts: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        // Eight attempts survive an upstream that fails a third of its requests:
+        // the chance of eight failures in a row is (1/3)^8 ≈ 0.00015 per request.
+        RetryPolicy {
+            max_attempts: 8,
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_jitter()
+            .with_factor(2.0)
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_attempts.saturating_sub(1))
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or attempts run out.
+    /// `what` names the request in log lines (never a secret).
+    pub async fn run<T, E, F, Fut>(&self, what: &str, op: F) -> Result<T, E>
+    where
+        E: Transient + Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let max_delay = self.max_delay;
+        op.retry(self.backoff())
+            .sleep(tokio::time::sleep)
+            .when(|e: &E| e.retry_hint().is_some())
+            // Only stretch a delay the backoff granted: `None` means attempts are used up.
+            .adjust(move |e: &E, planned: Option<Duration>| {
+                planned.map(|d| match e.retry_hint() {
+                    Some(Some(asked)) => asked.min(max_delay),
+                    _ => d,
+                })
+            })
+            .notify(|e: &E, d: Duration| {
+                tracing::warn!("{what}: {e}; retrying in {} ms", d.as_millis());
+            })
+            .await
+    }
+}
+
+/// Parses a `Retry-After` header given in seconds (the HTTP-date form is rare from APIs
+/// and falls back to the backoff delay).
+pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
+    let v = value?.trim();
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Debug)]
+    enum E {
+        Busy,
+        Fatal,
+    }
+    impl Display for E {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+    impl Transient for E {
+        fn retry_hint(&self) -> Option<Option<Duration>> {
+            match self {
+                E::Busy => Some(Some(Duration::from_millis(1))),
+                E::Fatal => None,
+            }
+        }
+    }
+
+    fn fast(n: usize) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: n,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_transient_errors_until_success() {
+        let calls = AtomicUsize::new(0);
+        let r: Result<u32, E> = fast(6)
+            .run("test", || async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 3 {
+                    Err(E::Busy)
+                } else {
+                    Ok(7)
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 7);
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_max_attempts() {
+        let calls = AtomicUsize::new(0);
+        let r: Result<u32, E> = fast(3)
+            .run("test", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(E::Busy)
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn does_not_retry_fatal_errors() {
+        let calls = AtomicUsize::new(0);
+        let r: Result<u32, E> = fast(5)
+            .run("test", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(E::Fatal)
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_retry_after(Some(" 2 ")), Some(Duration::from_secs(2)));
+        assert_eq!(
+            parse_retry_after(Some("0.5")),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse_retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+        assert_eq!(parse_retry_after(None), None);
+    }
+}
