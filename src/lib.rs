@@ -9,3 +9,4 @@ pub mod domain;
 pub mod llm;
 pub mod operators;
 pub mod retry;
+pub mod tls;
