@@ -5,8 +5,17 @@
 //! gateway), and the results upserted into PostgreSQL. `pipeline` is the run, top to bottom.
 
 pub mod checklist;
+pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod domain;
+pub mod exit;
 pub mod llm;
+pub mod logging;
 pub mod operators;
+pub mod pipeline;
 pub mod retry;
+pub mod store;
+pub mod summary;
+pub mod tbank;
 pub mod tls;

@@ -1,1 +1,29 @@
-pub fn placeholder() {}
+//! Fake T-Bank TQM, Google (OAuth token + Sheets values) and LLM gateway servers.
+//!
+//! callq's end-to-end tests and benchmarks cannot reach the real services, so each fake
+//! here binds `127.0.0.1:0`, serves the wire format of `shared/CONTRACTS.md` (including
+//! its error shapes, paging and tolerance quirks), and adds what a test needs to look
+//! inside: atomic counters, run-time knobs and deterministic fault injection.
+//!
+//! Every server is started with `start(config).await` on the current tokio runtime and
+//! stays up for as long as its handle lives (dropping the handle stops accepting new
+//! connections), so keep the handle in a variable for the whole test.
+
+mod server;
+
+pub mod google;
+pub mod llm;
+pub mod scenario;
+pub mod tbank;
+
+pub use google::{FakeGoogle, GoogleConfig};
+pub use llm::{FakeLlm, LlmConfig, analysis_for_prompt, expected_score};
+pub use tbank::{FakeCall, FakeTbank, TbankConfig, TbankFaults};
+
+/// A plain-http client for the crate's own tests. In a workspace build reqwest's rustls
+/// feature is switched on by callq without a crypto provider, so one is installed first.
+#[cfg(test)]
+pub(crate) fn test_http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}

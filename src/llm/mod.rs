@@ -1,1 +1,17 @@
 //! The LLM gateway: prompt rendering, the response schema, analysis parsing, the client.
+//!
+//! Per run: parse the department's [`Template`], build a [`PromptBuilder`] and the
+//! [`response_schema`] from the checklist once, create one [`LlmClient`]. Per call:
+//! [`PromptBuilder::render`] the transcript and [`LlmClient::analyze`] the prompt.
+
+mod client;
+mod parse;
+mod prompt;
+mod schema;
+
+pub use client::{Analyzed, CONTENT_ATTEMPTS, LlmClient, LlmError, LlmSettings};
+pub use parse::{ParseError, Parsed, parse_analysis, parse_analysis_with_notes, percentage};
+pub use prompt::{
+    Placeholder, PromptBuilder, Template, TemplateError, criteria_list, format_score,
+};
+pub use schema::response_schema;

@@ -1,0 +1,406 @@
+//! Fake OpenAI-compatible LLM gateway (CONTRACTS.md §3), LiteLLM-flavoured: bearer key,
+//! model list, `response_format` rejection, concurrency-limit 429s, random 500s,
+//! latency, token usage with prompt-prefix caching, and answers chosen by the prompt.
+
+mod analysis;
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+pub use analysis::{
+    PromptCriterion, REFUSAL, analysis_for_prompt, expected_score, markers, parse_criteria,
+};
+
+use crate::server::{Counter, Dice, LatencyKnob, RateKnob, Running, bearer};
+
+/// How the fake gateway behaves.
+#[derive(Clone, Debug)]
+pub struct LlmConfig {
+    /// The only accepted API key (`TOKEN_LLM`).
+    pub token: String,
+    /// Known models; any other gets 404.
+    pub models: Vec<String>,
+    /// Time the "model" takes for each accepted request.
+    pub latency: Duration,
+    /// Above this many requests in flight, answer 429 with `Retry-After`.
+    pub max_concurrency: Option<usize>,
+    /// The `Retry-After` value of those 429s, in seconds.
+    pub retry_after_s: f64,
+    /// Share of accepted requests answered 500 at random.
+    pub error_rate: f64,
+    /// Answer 400 to any request with `response_format`, like models without
+    /// structured output behind LiteLLM.
+    pub reject_response_format: bool,
+    /// Report `usage.prompt_tokens_details.cached_tokens`.
+    pub report_cached_tokens: bool,
+    /// Keep every accepted prompt for `prompts()`.
+    pub record_prompts: bool,
+    /// Seed of the random 500 draws.
+    pub seed: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            token: "sk-test".into(),
+            models: vec!["gpt-test".into()],
+            latency: Duration::ZERO,
+            max_concurrency: None,
+            retry_after_s: 1.0,
+            error_rate: 0.0,
+            reject_response_format: false,
+            report_cached_tokens: true,
+            record_prompts: false,
+            seed: 0,
+        }
+    }
+}
+
+/// A running fake gateway. Dropping it stops the server.
+pub struct FakeLlm {
+    running: Running,
+    state: Arc<Llm>,
+}
+
+impl FakeLlm {
+    /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime.
+    pub async fn start(config: LlmConfig) -> Self {
+        let retry_after = if config.retry_after_s.fract() == 0.0 {
+            format!("{}", config.retry_after_s.max(0.0) as u64)
+        } else {
+            format!("{}", config.retry_after_s)
+        };
+        let state = Arc::new(Llm {
+            token: Mutex::new(config.token),
+            models: config.models,
+            latency: LatencyKnob::new(config.latency),
+            max_concurrency: config.max_concurrency,
+            retry_after: HeaderValue::from_str(&retry_after).expect("a number is a header value"),
+            error_rate: RateKnob::new(config.error_rate),
+            reject_response_format: config.reject_response_format,
+            report_cached_tokens: config.report_cached_tokens,
+            record_prompts: config.record_prompts,
+            dice: Dice::new(config.seed),
+            refuse_all: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            in_flight_max: AtomicUsize::new(0),
+            requests: Counter::default(),
+            completions: Counter::default(),
+            unauthorized: Counter::default(),
+            served_429: Counter::default(),
+            served_500: Counter::default(),
+            with_response_format: Counter::default(),
+            prompt_chars: Counter::default(),
+            shared_prefix_chars: Counter::default(),
+            previous_prompt: Mutex::new(String::new()),
+            invalid_once_seen: Mutex::new(HashSet::new()),
+            prompts: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .route("/v1/chat/completions", post(chat_completions))
+            .with_state(Arc::clone(&state));
+        FakeLlm {
+            running: Running::start(router).await,
+            state,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/v1`: the `LLM_BASE_URL` for callq (version segment included).
+    pub fn base_url(&self) -> String {
+        format!("{}/v1", self.running.origin())
+    }
+
+    /// Every request, whatever its answer.
+    pub fn requests(&self) -> usize {
+        self.state.requests.get()
+    }
+
+    /// Requests answered 200.
+    pub fn completions(&self) -> usize {
+        self.state.completions.get()
+    }
+
+    /// Most requests in flight at once (all requests count, refused ones too).
+    pub fn in_flight_max(&self) -> usize {
+        self.state.in_flight_max.load(Ordering::Relaxed)
+    }
+
+    /// 401s served (wrong or missing key).
+    pub fn unauthorized(&self) -> usize {
+        self.state.unauthorized.get()
+    }
+
+    pub fn served_429(&self) -> usize {
+        self.state.served_429.get()
+    }
+
+    pub fn served_500(&self) -> usize {
+        self.state.served_500.get()
+    }
+
+    /// Characters of all accepted prompts (those that reached the "model").
+    pub fn prompt_chars(&self) -> usize {
+        self.state.prompt_chars.get()
+    }
+
+    /// Sum over accepted prompts of the common prefix (in characters) with the accepted
+    /// prompt before it: how much a prefix cache could have saved.
+    pub fn shared_prefix_chars(&self) -> usize {
+        self.state.shared_prefix_chars.get()
+    }
+
+    /// Requests that carried a `response_format`, refused ones included.
+    pub fn requests_with_response_format(&self) -> usize {
+        self.state.with_response_format.get()
+    }
+
+    /// The accepted prompts in arrival order (empty unless `record_prompts`).
+    pub fn prompts(&self) -> Vec<String> {
+        self.state.prompts.lock().clone()
+    }
+
+    /// Changes the model latency for the rest of the run.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.latency.set(latency);
+    }
+
+    /// Changes the accepted key, e.g. to revoke the one callq uses mid-run.
+    pub fn set_token(&self, token: impl Into<String>) {
+        *self.state.token.lock() = token.into();
+    }
+
+    /// Changes the random 500 share for the rest of the run.
+    pub fn set_error_rate(&self, rate: f64) {
+        self.state.error_rate.set(rate);
+    }
+
+    /// While on, every completion is the non-JSON refusal, as if every prompt carried
+    /// `[invalid-always]`: a model that went bad for one night and recovered the next.
+    pub fn set_refuse_all(&self, on: bool) {
+        self.state.refuse_all.store(on, Ordering::SeqCst);
+    }
+}
+
+/// Shared state of the handler.
+struct Llm {
+    token: Mutex<String>,
+    models: Vec<String>,
+    latency: LatencyKnob,
+    max_concurrency: Option<usize>,
+    retry_after: HeaderValue,
+    error_rate: RateKnob,
+    reject_response_format: bool,
+    report_cached_tokens: bool,
+    record_prompts: bool,
+    dice: Dice,
+    refuse_all: AtomicBool,
+    in_flight: AtomicUsize,
+    in_flight_max: AtomicUsize,
+    requests: Counter,
+    completions: Counter,
+    unauthorized: Counter,
+    served_429: Counter,
+    served_500: Counter,
+    with_response_format: Counter,
+    prompt_chars: Counter,
+    shared_prefix_chars: Counter,
+    previous_prompt: Mutex<String>,
+    /// Hashes of `[invalid-once]` messages already answered with a refusal.
+    invalid_once_seen: Mutex<HashSet<u64>>,
+    prompts: Mutex<Vec<String>>,
+}
+
+/// Counts a request in flight for as long as its handler runs, even when the client
+/// hangs up and the handler future is dropped mid-sleep.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    /// Enters and returns the guard and the number now in flight.
+    fn enter(st: &'a Llm) -> (Self, usize) {
+        let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        st.in_flight_max.fetch_max(now, Ordering::SeqCst);
+        (InFlight(&st.in_flight), now)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// LiteLLM's error shape.
+fn error(status: StatusCode, message: &str, kind: &str) -> Response {
+    let body =
+        json!({"error": {"message": message, "type": kind, "code": status.as_u16().to_string()}});
+    (status, Json(body)).into_response()
+}
+
+/// The texts of `messages[*].content`, whether plain strings or OpenAI content parts.
+fn message_texts(body: &Value) -> Option<Vec<String>> {
+    let messages = body.get("messages")?.as_array().filter(|m| !m.is_empty())?;
+    Some(
+        messages
+            .iter()
+            .map(|m| match m.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(parts)) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                _ => String::new(),
+            })
+            .collect(),
+    )
+}
+
+fn common_prefix_chars(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
+}
+
+impl Llm {
+    /// Accounts an accepted prompt; returns its common prefix with the previous one.
+    fn account_prompt(&self, prompt: &str) -> usize {
+        let chars = prompt.chars().count();
+        let shared = {
+            let mut previous = self.previous_prompt.lock();
+            let shared = common_prefix_chars(&previous, prompt);
+            prompt.clone_into(&mut previous);
+            shared
+        };
+        self.prompt_chars.add(chars);
+        self.shared_prefix_chars.add(shared);
+        if self.record_prompts {
+            self.prompts.lock().push(prompt.to_string());
+        }
+        shared
+    }
+
+    /// Whether this is the first sighting of an `[invalid-once]` prompt. Keyed by the
+    /// message carrying the marker, so a retry that appends a "JSON only, please"
+    /// message to the same conversation counts as the same prompt.
+    fn first_invalid_once(&self, messages: &[String]) -> bool {
+        let Some(carrier) = messages.iter().find(|m| m.contains(markers::INVALID_ONCE)) else {
+            return false;
+        };
+        let mut hasher = DefaultHasher::new();
+        carrier.hash(&mut hasher);
+        self.invalid_once_seen.lock().insert(hasher.finish())
+    }
+}
+
+/// `POST /v1/chat/completions`.
+async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> Response {
+    st.requests.bump();
+    let (_in_flight, now_in_flight) = InFlight::enter(&st);
+    let key_ok = bearer(&headers).is_some_and(|t| *st.token.lock() == t);
+    if !key_ok {
+        st.unauthorized.bump();
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Authentication Error, Invalid API key",
+            "auth_error",
+        );
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "litellm.BadRequestError: request body is not valid JSON",
+            "invalid_request_error",
+        );
+    };
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+    if !st.models.iter().any(|m| m == model) {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("model '{model}' not found"),
+            "invalid_request_error",
+        );
+    }
+    let Some(messages) = message_texts(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "litellm.BadRequestError: `messages` must be a non-empty array",
+            "invalid_request_error",
+        );
+    };
+    if body.get("response_format").is_some_and(|f| !f.is_null()) {
+        st.with_response_format.bump();
+        if st.reject_response_format {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "litellm.BadRequestError: response_format json_schema is not supported for this model",
+                "invalid_request_error",
+            );
+        }
+    }
+    if st.max_concurrency.is_some_and(|max| now_in_flight > max) {
+        st.served_429.bump();
+        let mut resp = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "litellm.RateLimitError: too many concurrent requests",
+            "rate_limit_error",
+        );
+        resp.headers_mut()
+            .insert(RETRY_AFTER, st.retry_after.clone());
+        return resp;
+    }
+    st.latency.wait().await;
+    let prompt = messages.join("\n");
+    let shared = st.account_prompt(&prompt);
+    if st.dice.roll(st.error_rate.get()) {
+        st.served_500.bump();
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "litellm.InternalServerError: upstream model failed",
+            "internal_server_error",
+        );
+    }
+    let content = if st.refuse_all.load(Ordering::SeqCst) {
+        analysis::REFUSAL.to_string()
+    } else {
+        analysis::content_for(&prompt, st.first_invalid_once(&messages))
+    };
+    let prompt_tokens = prompt.chars().count() / 4;
+    let completion_tokens = content.chars().count() / 4;
+    let mut usage = json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    });
+    if st.report_cached_tokens {
+        usage["prompt_tokens_details"] = json!({"cached_tokens": shared / 4});
+    }
+    let n = st.completions.bump();
+    Json(json!({
+        "id": format!("chatcmpl-fake-{n}"),
+        "object": "chat.completion",
+        "created": chrono::Utc::now().timestamp(),
+        "model": model,
+        "system_fingerprint": null,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": content},
+            "finish_reason": "stop",
+        }],
+        "usage": usage,
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,281 @@
+//! What the fake model answers, decided from the prompt alone: the checklist is parsed
+//! back out of the rendered `{criteria_list}` (CONTRACTS.md §3.1) and markers written
+//! into transcripts choose the behaviour. Pure, so tests compute the expected database
+//! rows with the same functions.
+
+use serde_json::{Value, json};
+
+/// Markers a test writes into a transcript phrase to steer the fake model.
+pub mod markers {
+    /// Answer `is_sales_call: false` with nothing else.
+    pub const NOT_SALES: &str = "[not-sales]";
+    /// The first request carrying it gets non-JSON content, later ones a valid analysis.
+    pub const INVALID_ONCE: &str = "[invalid-once]";
+    /// Always answer non-JSON content.
+    pub const INVALID_ALWAYS: &str = "[invalid-always]";
+    /// Wrap the analysis in prose and a ```json fence.
+    pub const FENCED: &str = "[fenced]";
+    /// `[agreement:15000]`: one agreement with that amount (repeatable).
+    pub const AGREEMENT_PREFIX: &str = "[agreement:";
+    /// One decline reason.
+    pub const DECLINE: &str = "[decline]";
+}
+
+/// The non-JSON answer of `[invalid-once]` / `[invalid-always]`.
+pub const REFUSAL: &str = "Извините, я не могу оценить этот звонок.";
+
+/// A criterion as the prompt renders it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromptCriterion {
+    pub category: String,
+    pub criterion: String,
+    pub max_score: f64,
+}
+
+/// Finds the `КАТЕГОРИЯ: … / КРИТЕРИЙ: … / КОММЕНТАРИЙ: … / МАКСИМАЛЬНЫЙ БАЛЛ: … /
+/// УСЛОВИЯ ОЦЕНКИ: …` blocks, in prompt order. Names are trimmed; a comment or
+/// condition may span several lines; the score may use a decimal comma. A block
+/// without a category, criterion or numeric score is ignored.
+pub fn parse_criteria(prompt: &str) -> Vec<PromptCriterion> {
+    let mut found = Vec::new();
+    let mut category: Option<&str> = None;
+    let mut criterion: Option<&str> = None;
+    for line in prompt.lines().map(str::trim_start) {
+        if let Some(rest) = line.strip_prefix("КАТЕГОРИЯ:") {
+            category = Some(rest.trim());
+            criterion = None;
+        } else if let Some(rest) = line.strip_prefix("КРИТЕРИЙ:") {
+            criterion = category.and(Some(rest.trim()));
+        } else if let Some(rest) = line.strip_prefix("МАКСИМАЛЬНЫЙ БАЛЛ:") {
+            if let (Some(cat), Some(crit), Some(max)) = (category, criterion, parse_score(rest)) {
+                found.push(PromptCriterion {
+                    category: cat.to_string(),
+                    criterion: crit.to_string(),
+                    max_score: max,
+                });
+            }
+            category = None;
+            criterion = None;
+        }
+    }
+    found
+}
+
+/// `10`, `2,5`, `2.5` → the number; anything else (or negative) → None.
+fn parse_score(text: &str) -> Option<f64> {
+    text.trim()
+        .replace(',', ".")
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+}
+
+/// The score the fake gives the criterion at `index` (0-based, prompt order): full marks
+/// for even indices, half rounded down for odd ones.
+pub fn expected_score(index: usize, max: f64) -> f64 {
+    if index.is_multiple_of(2) {
+        max
+    } else {
+        (max / 2.0).floor()
+    }
+}
+
+/// The analysis JSON the fake model returns for `prompt` (before `[fenced]` wrapping or
+/// `[invalid-*]` refusals, which depend on more than the prompt).
+///
+/// Its totals are deliberately wrong (999 of 1, 100 %) so tests prove that callq
+/// recomputes them from the evaluations.
+pub fn analysis_for_prompt(prompt: &str) -> Value {
+    if prompt.contains(markers::NOT_SALES) {
+        return json!({
+            "is_sales_call": false,
+            "total_score": 0,
+            "max_possible_score": 0,
+            "performance_percentage": 0,
+            "evaluations": [],
+            "recommendations": [],
+            "agreements": [],
+            "decline_reasons": [],
+        });
+    }
+    let criteria = parse_criteria(prompt);
+    let evaluations: Vec<Value> = criteria
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({
+                "category": c.category,
+                "criterion": c.criterion,
+                "score_given": number(expected_score(i, c.max_score)),
+                "max_score": number(c.max_score),
+                "reason": format!("Цитата: «{}» — оценено по условиям критерия", c.criterion),
+            })
+        })
+        .collect();
+    let first_category = criteria.first().map_or("Общее", |c| c.category.as_str());
+    let decline_reasons = if prompt.contains(markers::DECLINE) {
+        json!([{
+            "reason_type": "price",
+            "reason_description": "Клиенту дорого",
+            "product_category": "Кредитная карта",
+        }])
+    } else {
+        json!([])
+    };
+    json!({
+        "is_sales_call": true,
+        "total_score": 999,
+        "max_possible_score": 1,
+        "performance_percentage": 100,
+        "evaluations": evaluations,
+        "recommendations": [{
+            "category": first_category,
+            "issue": "Не выявлена потребность",
+            "recommendation": "Задавать открытые вопросы",
+            "priority": "high",
+        }],
+        "agreements": agreements(prompt),
+        "decline_reasons": decline_reasons,
+    })
+}
+
+/// One agreement per `[agreement:N]` marker with a numeric N.
+fn agreements(prompt: &str) -> Vec<Value> {
+    prompt
+        .split(markers::AGREEMENT_PREFIX)
+        .skip(1)
+        .filter_map(|rest| {
+            let written = rest.split_once(']')?.0.trim();
+            let amount = written.replace(',', ".").parse::<f64>().ok()?;
+            Some(json!({
+                "amount": number(amount),
+                "agreement": format!("Оформлен заказ на {written} руб."),
+            }))
+        })
+        .collect()
+}
+
+/// The message content for `prompt`: a refusal for `[invalid-always]`, and for
+/// `[invalid-once]` when `first_sighting`; else the analysis, fenced for `[fenced]`.
+pub(crate) fn content_for(prompt: &str, first_sighting: bool) -> String {
+    if prompt.contains(markers::INVALID_ALWAYS)
+        || (first_sighting && prompt.contains(markers::INVALID_ONCE))
+    {
+        return REFUSAL.to_string();
+    }
+    let analysis = analysis_for_prompt(prompt);
+    if prompt.contains(markers::FENCED) {
+        let pretty = serde_json::to_string_pretty(&analysis).expect("a JSON value serializes");
+        format!("Вот оценка:\n```json\n{pretty}\n```\nГотово.")
+    } else {
+        analysis.to_string()
+    }
+}
+
+/// A JSON number, written as an integer when whole (`5`, not `5.0`), as a model would.
+fn number(x: f64) -> Value {
+    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(category: &str, criterion: &str, score: &str) -> String {
+        format!(
+            "КАТЕГОРИЯ: {category}\nКРИТЕРИЙ: {criterion}\nКОММЕНТАРИЙ: коммент\nМАКСИМАЛЬНЫЙ БАЛЛ: {score}\nУСЛОВИЯ ОЦЕНКИ: строка 1\nстрока 2\n\n"
+        )
+    }
+
+    fn prompt(transcript: &str) -> String {
+        format!(
+            "Оцени звонок.\n\nКритерии:\n{}{}{}{}\nТранскрипт:\n{transcript}\n",
+            block("Установление контакта", "Приветствие", "10"),
+            block("Установление контакта", "Представился", "5"),
+            block("Работа с возражениями", "Отработка цены", "2,5"),
+            block("Завершение", "Прощание", "3.5"),
+        )
+    }
+
+    #[test]
+    fn criteria_are_parsed_with_decimal_commas_and_multiline_conditions() {
+        let got = parse_criteria(&prompt("operator: Добрый день"));
+        let names: Vec<(&str, &str, f64)> = got
+            .iter()
+            .map(|c| (c.category.as_str(), c.criterion.as_str(), c.max_score))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("Установление контакта", "Приветствие", 10.0),
+                ("Установление контакта", "Представился", 5.0),
+                ("Работа с возражениями", "Отработка цены", 2.5),
+                ("Завершение", "Прощание", 3.5),
+            ]
+        );
+        let broken = "КАТЕГОРИЯ: A\nКРИТЕРИЙ: B\nМАКСИМАЛЬНЫЙ БАЛЛ: много\n\nКРИТЕРИЙ: C\nМАКСИМАЛЬНЫЙ БАЛЛ: 1\n";
+        assert!(parse_criteria(broken).is_empty());
+    }
+
+    #[test]
+    fn default_analysis_scores_by_index_with_wrong_totals() {
+        let a = analysis_for_prompt(&prompt("operator: Добрый день"));
+        assert_eq!(a["is_sales_call"], json!(true));
+        assert_eq!(a["total_score"], json!(999));
+        let evals = a["evaluations"].as_array().unwrap();
+        let scores: Vec<&Value> = evals.iter().map(|e| &e["score_given"]).collect();
+        assert_eq!(scores, [&json!(10), &json!(2), &json!(2.5), &json!(1)]);
+        assert_eq!(evals[2]["max_score"], json!(2.5));
+        assert_eq!(evals[1]["max_score"], json!(5));
+        assert_eq!(
+            a["recommendations"][0]["category"],
+            json!("Установление контакта")
+        );
+        assert_eq!(a["agreements"], json!([]));
+        assert_eq!(a["decline_reasons"], json!([]));
+        assert_eq!(expected_score(3, 3.5), 1.0);
+        assert_eq!(expected_score(1, 2.5), 1.0);
+        assert_eq!(expected_score(2, 2.5), 2.5);
+    }
+
+    #[test]
+    fn markers_add_agreements_declines_or_turn_off_sales() {
+        let a = analysis_for_prompt(&prompt(
+            "client: беру [agreement:15000] и ещё [agreement:2500,5] [decline]",
+        ));
+        assert_eq!(
+            a["agreements"],
+            json!([
+                {"amount": 15000, "agreement": "Оформлен заказ на 15000 руб."},
+                {"amount": 2500.5, "agreement": "Оформлен заказ на 2500,5 руб."},
+            ])
+        );
+        assert_eq!(a["decline_reasons"][0]["reason_type"], json!("price"));
+        let n = analysis_for_prompt(&prompt("client: [not-sales] [agreement:1]"));
+        assert_eq!(n["is_sales_call"], json!(false));
+        assert_eq!(n["evaluations"], json!([]));
+        assert_eq!(n["agreements"], json!([]));
+    }
+
+    #[test]
+    fn content_refuses_or_fences_as_asked() {
+        let once = prompt("[invalid-once]");
+        assert_eq!(content_for(&once, true), REFUSAL);
+        assert!(serde_json::from_str::<Value>(&content_for(&once, false)).is_ok());
+        assert_eq!(content_for(&prompt("[invalid-always]"), false), REFUSAL);
+        let fenced = content_for(&prompt("[fenced]"), true);
+        assert!(fenced.starts_with("Вот оценка:\n```json\n{"));
+        assert!(fenced.ends_with("}\n```\nГотово."));
+        let inner = fenced
+            .trim_start_matches("Вот оценка:\n```json\n")
+            .trim_end_matches("\n```\nГотово.");
+        assert_eq!(
+            serde_json::from_str::<Value>(inner).unwrap(),
+            analysis_for_prompt(&prompt("[fenced]"))
+        );
+    }
+}

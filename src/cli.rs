@@ -1,0 +1,141 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "callq",
+    version,
+    about = "Scores a call centre's sales calls: T-Bank TQM calls → LLM scores → PostgreSQL",
+    long_about = "Scores a call centre's sales calls every night.\n\n\
+        For one department and one day, callq reads the scoring checklist (Google Sheets or \
+        CRITERIA_FILE), fetches the day's calls and transcripts from T-Bank TQM, has an LLM score \
+        every call against the checklist, and upserts the results into PostgreSQL.\n\n\
+        Configuration comes from an env file (--env-file, default .env), overridden by real \
+        environment variables, overridden by flags.",
+    after_help = "Examples:\n  \
+        callq run --env-file .env.department1                 score the day CHECK_DAY_AGO days back\n  \
+        callq run --env-file .env.department1 --date 2025-08-07\n  \
+        callq run --env-file .env.department1 --from 2025-08-01 --to 2025-08-07\n  \
+        callq run --env-file .env.department1 --dry-run --limit 5   try a prompt on 5 calls, write nothing\n  \
+        callq criteria --env-file .env.department1            check the checklist sheet before the night\n  \
+        callq migrate --env-file .env.department1             create or update the tables\n\n\
+        Exit codes: 0 all calls reached a final outcome; 1 some calls failed (recorded, retried next run);\n\
+        2 bad configuration or input (nothing spent); 3 could not run (lock held, login refused,\n\
+        database unreachable, LLM key rejected)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score one day (or a range of days) of calls and store the results.
+    #[command(after_help = "Examples:\n  \
+        callq run --env-file .env.department1\n  \
+        callq run --env-file .env.department1 --days-ago 1\n  \
+        callq run --env-file .env.department2 --date 2025-08-07 --reanalyze\n  \
+        callq run --env-file .env.department1 --from 2025-08-01 --to 2025-08-07 --concurrency 16\n  \
+        callq run --env-file .env.department1 --dry-run --limit 3")]
+    Run(RunArgs),
+    /// Apply the embedded database migrations (`run` applies them too). Needs only DATA_BASE.
+    #[command(after_help = "Example:\n  callq migrate --env-file .env.department1")]
+    Migrate(EnvArgs),
+    /// Print the parsed checklist (categories, criteria, max scores, total) and its version hash.
+    #[command(after_help = "Example:\n  callq criteria --env-file .env.department1")]
+    Criteria(EnvArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct EnvArgs {
+    /// Env file with the department's settings [default: .env]; real environment variables
+    /// override it.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+}
+
+impl EnvArgs {
+    pub fn path(&self) -> PathBuf {
+        self.env_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(".env"))
+    }
+
+    /// A file the user named must exist; the default `.env` may be missing.
+    pub fn explicit(&self) -> bool {
+        self.env_file.is_some()
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+    /// Score this day (YYYY-MM-DD) instead of today minus CHECK_DAY_AGO.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with_all = ["days_ago", "from", "to"])]
+    pub date: Option<NaiveDate>,
+    /// Score the day N days back (overrides CHECK_DAY_AGO).
+    #[arg(long, value_name = "N", conflicts_with_all = ["from", "to"])]
+    pub days_ago: Option<u32>,
+    /// First day of a range; each day is its own run, one after another.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last day of a range (inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// Do everything but write: no scores, no runs row, no failure records.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Score calls again even if they were scored before; their rows are replaced.
+    #[arg(long)]
+    pub reanalyze: bool,
+    /// Score at most N calls (to try a prompt cheaply).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+    /// LLM requests in flight at most (overrides LLM_CONCURRENCY).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn range_and_single_day_flags_exclude_each_other() {
+        assert!(
+            Cli::try_parse_from([
+                "callq",
+                "run",
+                "--date",
+                "2025-08-07",
+                "--from",
+                "2025-08-01"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["callq", "run", "--from", "2025-08-01"]).is_err());
+        let ok = Cli::try_parse_from([
+            "callq",
+            "run",
+            "--from",
+            "2025-08-01",
+            "--to",
+            "2025-08-03",
+            "--limit",
+            "5",
+        ]);
+        assert!(ok.is_ok());
+        assert!(Cli::try_parse_from(["callq", "run", "--date", "07.08.2025"]).is_err());
+    }
+}

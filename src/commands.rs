@@ -1,0 +1,187 @@
+//! One function per subcommand: configuration in, exit code out. `main` only parses flags,
+//! sets up logging and calls these; tests call them directly.
+
+use chrono::NaiveDate;
+
+use crate::checklist;
+use crate::cli::{Command, EnvArgs, RunArgs};
+use crate::config::{ConfigError, Env};
+use crate::exit::ExitCode;
+use crate::pipeline::{self, RunError, RunOptions};
+use crate::store::Store;
+
+pub async fn dispatch(command: Command, env: Env) -> ExitCode {
+    match command {
+        Command::Run(args) => run(&args, env).await,
+        Command::Migrate(_) => migrate(&env).await,
+        Command::Criteria(_) => criteria(&env).await,
+    }
+}
+
+/// Loads the env file and the environment, applying the run's flags on top.
+pub fn load_env(args: &EnvArgs) -> Env {
+    Env::load(&args.path(), args.explicit())
+}
+
+fn config_failed(e: ConfigError) -> ExitCode {
+    tracing::error!("{e}");
+    ExitCode::BadInput
+}
+
+fn warn_ignored(env: &Env) {
+    let (ignored, unknown) = env.ignored_vars();
+    if !ignored.is_empty() {
+        tracing::warn!(
+            "ignoring variables of the old tool that callq does not use: {}",
+            ignored.join(", ")
+        );
+    }
+    if !unknown.is_empty() {
+        tracing::warn!(
+            "ignoring unknown variables in {}: {}",
+            env.file().display(),
+            unknown.join(", ")
+        );
+    }
+}
+
+pub async fn migrate(env: &Env) -> ExitCode {
+    let db = match env.database() {
+        Ok(db) => db,
+        Err(e) => return config_failed(e),
+    };
+    let store = match Store::connect(&db, 2).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::Unavailable;
+        }
+    };
+    match store.migrate().await {
+        Ok(applied) if applied.is_empty() => {
+            tracing::info!("database {} is up to date", db.display);
+            ExitCode::Ok
+        }
+        Ok(applied) => {
+            tracing::info!("applied {} to {}", applied.join(", "), db.display);
+            ExitCode::Ok
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::Unavailable
+        }
+    }
+}
+
+pub async fn criteria(env: &Env) -> ExitCode {
+    let source = match env.checklist_source() {
+        Ok(s) => s,
+        Err(e) => return config_failed(e),
+    };
+    match pipeline::load_checklist(&source).await {
+        Ok(list) => {
+            println!("{}", checklist::describe(&list));
+            ExitCode::Ok
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(&e)
+        }
+    }
+}
+
+pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
+    if let Some(n) = args.days_ago {
+        env.set_flag("CHECK_DAY_AGO", "--days-ago", n);
+    }
+    if let Some(n) = args.concurrency {
+        env.set_flag("LLM_CONCURRENCY", "--concurrency", n);
+    }
+    warn_ignored(&env);
+    let settings = match env.run() {
+        Ok(s) => s,
+        Err(e) => return config_failed(e),
+    };
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from > to
+    {
+        tracing::error!("--from {from} is after --to {to}");
+        return ExitCode::BadInput;
+    }
+    let opts = RunOptions {
+        dry_run: args.dry_run,
+        reanalyze: args.reanalyze,
+        limit: args.limit.map(|l| l as usize),
+        show_progress: true,
+    };
+    let prepared = match pipeline::prepare(settings, &opts).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(&e);
+        }
+    };
+    let days = days_to_run(args, prepared.default_day());
+    let mut worst = ExitCode::Ok;
+    for day in days {
+        match prepared.run_day(day, &opts).await {
+            Ok(summary) => {
+                // The summary goes to stdout for whoever reads the run, and to the log file.
+                println!("{summary}");
+                tracing::info!("{}", summary.to_string().trim_end());
+                if summary.failures_total > 0 {
+                    worst = worst.max(ExitCode::SomeFailed);
+                }
+            }
+            Err(e) => {
+                tracing::error!("day {day}: {e}");
+                worst = worst.max(ExitCode::from(&e));
+                // Another day may still work after a lock conflict; a rejected key or a
+                // refused login will not get better, so stop there.
+                if !matches!(e, RunError::Locked(_)) {
+                    break;
+                }
+            }
+        }
+    }
+    worst
+}
+
+fn days_to_run(args: &RunArgs, default_day: NaiveDate) -> Vec<NaiveDate> {
+    match (args.date, args.from, args.to) {
+        (Some(d), _, _) => vec![d],
+        (None, Some(from), Some(to)) => from.iter_days().take_while(|d| *d <= to).collect(),
+        _ => vec![default_day],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        match Cli::parse_from(argv).command {
+            Command::Run(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_range_runs_each_day_in_order() {
+        let d = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let a = run_args(&["callq", "run", "--from", "2025-07-30", "--to", "2025-08-02"]);
+        let days: Vec<String> = days_to_run(&a, d).iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            days,
+            ["2025-07-30", "2025-07-31", "2025-08-01", "2025-08-02"]
+        );
+        assert_eq!(days_to_run(&run_args(&["callq", "run"]), d), vec![d]);
+        let one = run_args(&["callq", "run", "--date", "2025-08-07"]);
+        assert_eq!(
+            days_to_run(&one, d),
+            vec![NaiveDate::from_ymd_opt(2025, 8, 7).unwrap()]
+        );
+    }
+}

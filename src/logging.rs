@@ -1,0 +1,218 @@
+//! Logging to the console and to daily-rotating files, plus the progress display: a bar on a
+//! terminal, a periodic log line under cron. Console lines go around the bar, not through it.
+
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::LoggingSettings;
+use crate::domain::Outcome;
+
+/// The bar currently drawn, if any, so log lines can be printed above it.
+static ACTIVE_BAR: OnceLock<Mutex<Option<ProgressBar>>> = OnceLock::new();
+
+fn active_bar() -> &'static Mutex<Option<ProgressBar>> {
+    ACTIVE_BAR.get_or_init(|| Mutex::new(None))
+}
+
+/// Maps the old tool's Python level names onto tracing's.
+fn level_filter(level: &str) -> &'static str {
+    match level.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "WARN" | "WARNING" => "warn",
+        "ERROR" | "CRITICAL" | "FATAL" => "error",
+        _ => "info",
+    }
+}
+
+/// Keeps the file writer flushing until the process ends.
+pub struct LogGuard {
+    _file: Option<WorkerGuard>,
+}
+
+/// Sets up logging once per process. `RUST_LOG`, when set, overrides LOGGING_LEVEL.
+pub fn init(settings: &LoggingSettings) -> LogGuard {
+    let level = level_filter(&settings.level);
+    // Dependencies log at warn at most: their debug lines can carry request details. The
+    // OAuth and HTTP crates stay capped even under RUST_LOG, since yup-oauth2 logs the token
+    // response at debug level.
+    let filter = || {
+        let base = EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(format!("warn,callq={level},callq_fakes=warn")));
+        [
+            "yup_oauth2=warn",
+            "hyper=warn",
+            "hyper_util=warn",
+            "reqwest=warn",
+            "tokio_postgres=warn",
+        ]
+        .into_iter()
+        .fold(base, |f, d| {
+            f.add_directive(d.parse().expect("valid directive"))
+        })
+    };
+    let console = settings.on_console.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_writer(ConsoleWriter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .with_filter(filter())
+    });
+    let mut guard = None;
+    let file = if settings.on_file {
+        match std::fs::create_dir_all(&settings.dir) {
+            Ok(()) => {
+                let appender = tracing_appender::rolling::daily(
+                    &settings.dir,
+                    format!("{}.log", settings.name),
+                );
+                let (writer, g) = tracing_appender::non_blocking(appender);
+                guard = Some(g);
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(writer)
+                        .with_ansi(false)
+                        .with_filter(filter()),
+                )
+            }
+            Err(e) => {
+                eprintln!(
+                    "warning: cannot create LOGGING_DIR {}: {e}; logging to the console only",
+                    settings.dir.display()
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    use tracing_subscriber::Layer;
+    let _ = tracing_subscriber::registry()
+        .with(console)
+        .with(file)
+        .try_init();
+    LogGuard { _file: guard }
+}
+
+/// Writes to stderr, suspending the progress bar while a line is printed.
+#[derive(Clone, Copy)]
+struct ConsoleWriter;
+
+struct LineBuffer(Vec<u8>);
+
+impl Write for LineBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        let bytes = std::mem::take(&mut self.0);
+        let print = || {
+            let _ = std::io::stderr().write_all(&bytes);
+        };
+        match active_bar().lock().ok().and_then(|b| b.clone()) {
+            Some(bar) => bar.suspend(print),
+            None => print(),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for ConsoleWriter {
+    type Writer = LineBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        LineBuffer(Vec::new())
+    }
+}
+
+/// Progress of one run: a bar whose length grows as pages are listed, or a log line every
+/// `LOG_EVERY` when stderr is not a terminal.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    last_line: Instant,
+    done: u64,
+    listed: u64,
+}
+
+const LOG_EVERY: Duration = Duration::from_secs(15);
+
+impl Progress {
+    pub fn new(day: chrono::NaiveDate, enabled: bool) -> Progress {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:40.cyan/blue}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(day.to_string());
+            *active_bar().lock().expect("bar lock") = Some(bar.clone());
+            bar
+        });
+        Progress {
+            bar,
+            last_line: Instant::now(),
+            done: 0,
+            listed: 0,
+        }
+    }
+
+    pub fn listed(&mut self, n: u64) {
+        self.listed += n;
+        if let Some(bar) = &self.bar {
+            bar.inc_length(n);
+        }
+    }
+
+    pub fn finished(&mut self, outcome: Outcome, scored: u64, failed: u64) {
+        self.done += 1;
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            if matches!(outcome, Outcome::Scored | Outcome::Failed) {
+                bar.set_message(format!("scored {scored}, failed {failed}"));
+            }
+        } else if self.last_line.elapsed() >= LOG_EVERY {
+            self.last_line = Instant::now();
+            tracing::info!(
+                "progress: {}/{} calls listed so far done; scored {scored}, failed {failed}",
+                self.done,
+                self.listed
+            );
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+            *active_bar().lock().expect("bar lock") = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn python_level_names_map_to_tracing() {
+        assert_eq!(super::level_filter("WARNING"), "warn");
+        assert_eq!(super::level_filter("critical"), "error");
+        assert_eq!(super::level_filter("DEBUG"), "debug");
+        assert_eq!(super::level_filter("nonsense"), "info");
+    }
+}

@@ -1,0 +1,54 @@
+//! Migrations embedded in the binary, applied in order, each in its own transaction,
+//! recorded in `callq_migrations`. Two processes migrating at once serialise on a lock.
+
+use super::StoreError;
+
+/// (version, name, SQL), in order. Append only: an applied migration never changes.
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "0001_initial",
+    include_str!("../../db/migrations/0001_initial.sql"),
+)];
+
+/// An arbitrary constant: the advisory lock key that serialises concurrent migrations.
+const MIGRATION_LOCK: i64 = 0x6361_6c6c_715f_6d67;
+
+pub(super) async fn apply(client: &mut tokio_postgres::Client) -> Result<Vec<String>, StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS callq_migrations (
+             version    integer PRIMARY KEY,
+             name       text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await?;
+    let done: Vec<i32> = tx
+        .query("SELECT version FROM callq_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut applied = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        if done.contains(version) {
+            continue;
+        }
+        tx.batch_execute(sql)
+            .await
+            .map_err(|source| StoreError::Migration {
+                name: name.to_string(),
+                source,
+            })?;
+        tx.execute(
+            "INSERT INTO callq_migrations (version, name) VALUES ($1, $2)",
+            &[version, name],
+        )
+        .await?;
+        applied.push(name.to_string());
+    }
+    tx.commit().await?;
+    Ok(applied)
+}

@@ -1,0 +1,197 @@
+//! PostgreSQL: the pool, embedded migrations, the per-(department, day) run lock, and the
+//! reads the run needs. Saving calls and runs lives in `save`.
+
+mod migrations;
+mod save;
+
+use chrono::NaiveDate;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::config::DbSettings;
+
+pub use migrations::MIGRATIONS;
+pub use save::{CallRecord, Failure, RunFinish, RunStart};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {target} unreachable: {source}")]
+    Connect {
+        target: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("migration {name}: {source}")]
+    Migration {
+        name: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("the database is not migrated (table {0} is missing); run `callq migrate` first")]
+    NotMigrated(String),
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    settings: DbSettings,
+}
+
+impl Store {
+    /// Builds the pool and checks the database answers, so an unreachable database is
+    /// reported before anything else is fetched.
+    pub async fn connect(settings: &DbSettings, max_size: usize) -> Result<Store, StoreError> {
+        let manager = Manager::from_config(
+            settings.config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_size.max(2))
+            .build()
+            .expect("no runtime-less pool options");
+        let store = Store {
+            pool,
+            settings: settings.clone(),
+        };
+        let client = store.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(source) => StoreError::Connect {
+                target: settings.display.clone(),
+                source,
+            },
+            other => StoreError::Pool(other),
+        })?;
+        client.simple_query("SELECT 1").await?;
+        Ok(store)
+    }
+
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Applies the embedded migrations not applied yet; returns their names.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut client = self.client().await?;
+        migrations::apply(&mut client).await
+    }
+
+    /// Fails with a hint when the tables a dry run reads are missing (a dry run does not migrate).
+    pub async fn ensure_migrated(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        for table in ["calls", "operators", "runs", "call_failures"] {
+            let row = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+                .await?;
+            if !row.get::<_, bool>(0) {
+                return Err(StoreError::NotMigrated(table.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole operator directory: (id, full_name, department_id).
+    pub async fn operators(&self) -> Result<Vec<(i64, String, Option<i64>)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id::bigint, full_name, department_id::bigint FROM operators",
+                &[],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get::<_, Option<String>>(1).unwrap_or_default(),
+                    r.get(2),
+                )
+            })
+            .collect())
+    }
+
+    /// Which of these calls already have a row in `calls` (scored or judged not-sales,
+    /// by this tool or the old one).
+    pub async fn existing_calls(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT id FROM calls WHERE id = ANY($1)")
+            .await?;
+        let rows = client.query(&stmt, &[&ids]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Makes sure the department exists, so calls can reference it.
+    pub async fn ensure_department(&self, id: i32) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "INSERT INTO departments (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                &[&id, &format!("Отдел {id}")],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Takes the advisory lock of (department, day) on a connection of its own, held until
+    /// the guard is dropped; `None` when another run holds it.
+    pub async fn lock_day(
+        &self,
+        department_id: i32,
+        day: NaiveDate,
+    ) -> Result<Option<DayLock>, StoreError> {
+        let (client, connection) = self
+            .settings
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|source| StoreError::Connect {
+                target: self.settings.display.clone(),
+                source,
+            })?;
+        let task = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let day_number = day_key(day);
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                &[&department_id, &day_number],
+            )
+            .await?;
+        if row.get::<_, bool>(0) {
+            Ok(Some(DayLock {
+                _client: client,
+                task,
+            }))
+        } else {
+            task.abort();
+            Ok(None)
+        }
+    }
+}
+
+/// Days since 1970-01-01: the second half of the advisory lock key.
+fn day_key(day: NaiveDate) -> i32 {
+    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+/// Holds a run's (department, day) lock. Dropping it closes the connection, which releases
+/// the lock; a crashed process releases it the same way.
+pub struct DayLock {
+    _client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DayLock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,322 @@
+//! Writes: one transaction per call (call row upserted, child rows replaced, transcript
+//! upserted, its failure record cleared), failures, and the `runs` row.
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::{Store, StoreError};
+use crate::domain::{Analysis, Outcome, Usage};
+
+/// Everything saved for one analysed call.
+pub struct CallRecord<'a> {
+    pub id: i64,
+    pub start_local: NaiveDateTime,
+    pub finish_local: Option<NaiveDateTime>,
+    pub duration_s: i64,
+    pub direction: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub operator_id: i64,
+    pub department_id: i32,
+    pub transcript: &'a str,
+    pub analysis: &'a Analysis,
+    pub model: &'a str,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub checklist_version: &'a str,
+    pub prompt_version: &'a str,
+    pub run_id: Option<i64>,
+}
+
+pub struct Failure<'a> {
+    pub call_id: i64,
+    pub department_id: i32,
+    pub day: NaiveDate,
+    pub run_id: Option<i64>,
+    pub stage: &'a str,
+    pub error: &'a str,
+}
+
+pub struct RunStart<'a> {
+    pub department_id: i32,
+    pub day: NaiveDate,
+    pub reanalyze: bool,
+    pub limit: Option<usize>,
+    pub model: &'a str,
+    pub checklist_version: &'a str,
+    pub prompt_version: &'a str,
+}
+
+pub struct RunFinish<'a> {
+    pub status: &'a str,
+    pub error: Option<&'a str>,
+    pub counts: &'a [(Outcome, u64)],
+    pub calls_listed: u64,
+    pub items_unreadable: u64,
+    pub deferred_by_limit: u64,
+    pub llm_requests: u64,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub wall_seconds: f64,
+    pub unknown_operators: &'a [String],
+}
+
+const UPSERT_CALL: &str = "
+INSERT INTO calls (id, start_time, finish_time, operator_id, department_id, phone_number,
+                   total_score, max_score, performance_percentage, call_direction, duration_s,
+                   is_sales_call, model, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
+                   checklist_version, prompt_version, run_id, analyzed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, now())
+ON CONFLICT (id) DO UPDATE SET
+    start_time = EXCLUDED.start_time, finish_time = EXCLUDED.finish_time,
+    operator_id = EXCLUDED.operator_id, department_id = EXCLUDED.department_id,
+    phone_number = EXCLUDED.phone_number, total_score = EXCLUDED.total_score,
+    max_score = EXCLUDED.max_score, performance_percentage = EXCLUDED.performance_percentage,
+    call_direction = EXCLUDED.call_direction, duration_s = EXCLUDED.duration_s,
+    is_sales_call = EXCLUDED.is_sales_call, model = EXCLUDED.model,
+    prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
+    cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd,
+    checklist_version = EXCLUDED.checklist_version, prompt_version = EXCLUDED.prompt_version,
+    run_id = EXCLUDED.run_id, analyzed_at = now()";
+
+// Children are written with one statement per table from arrays, however many rows.
+const INSERT_EVALUATIONS: &str = "
+INSERT INTO call_evaluations (call_id, category, criterion, score, max_score, reason)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[])";
+const INSERT_RECOMMENDATIONS: &str = "
+INSERT INTO call_recommendations (call_id, category, issue, recommendation, priority)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])";
+const INSERT_AGREEMENTS: &str = "
+INSERT INTO agreements (call_id, amount, agreement)
+SELECT $1, * FROM unnest($2::float8[], $3::text[])";
+const INSERT_DECLINES: &str = "
+INSERT INTO call_decline_reasons (call_id, reason_type, reason_description, product_category)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])";
+const UPSERT_TRANSCRIPT: &str = "
+INSERT INTO call_transcripts (call_id, transcript) VALUES ($1, $2)
+ON CONFLICT (call_id) DO UPDATE SET transcript = EXCLUDED.transcript";
+
+fn i32_of(n: u64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl Store {
+    /// Saves one call atomically: a crash leaves either the old rows or the new ones.
+    pub async fn save_call(&self, r: &CallRecord<'_>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let a = r.analysis;
+        let (total, max, pct) = if a.is_sales_call {
+            (
+                Some(a.total_score),
+                Some(a.max_score),
+                Some(a.performance_percentage),
+            )
+        } else {
+            (None, None, None)
+        };
+        let duration = i32::try_from(r.duration_s).ok();
+        let operator_id = i32::try_from(r.operator_id).ok();
+        let upsert = tx.prepare_cached(UPSERT_CALL).await?;
+        tx.execute(
+            &upsert,
+            &[
+                &r.id,
+                &r.start_local,
+                &r.finish_local,
+                &operator_id,
+                &r.department_id,
+                &r.phone,
+                &total,
+                &max,
+                &pct,
+                &r.direction,
+                &duration,
+                &a.is_sales_call,
+                &r.model,
+                &i32_of(r.usage.prompt_tokens),
+                &i32_of(r.usage.completion_tokens),
+                &i32_of(r.usage.cached_tokens),
+                &r.cost_usd,
+                &r.checklist_version,
+                &r.prompt_version,
+                &r.run_id,
+            ],
+        )
+        .await?;
+        let delete = tx
+            .prepare_cached(
+                "WITH e AS (DELETE FROM call_evaluations WHERE call_id = $1),
+                      r AS (DELETE FROM call_recommendations WHERE call_id = $1),
+                      a AS (DELETE FROM agreements WHERE call_id = $1),
+                      f AS (DELETE FROM call_failures WHERE call_id = $1)
+                 DELETE FROM call_decline_reasons WHERE call_id = $1",
+            )
+            .await?;
+        tx.execute(&delete, &[&r.id]).await?;
+
+        if !a.evaluations.is_empty() {
+            let e = &a.evaluations;
+            let stmt = tx.prepare_cached(INSERT_EVALUATIONS).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &r.id,
+                    &e.iter().map(|x| x.category.as_str()).collect::<Vec<_>>(),
+                    &e.iter().map(|x| x.criterion.as_str()).collect::<Vec<_>>(),
+                    &e.iter().map(|x| x.score).collect::<Vec<_>>(),
+                    &e.iter().map(|x| x.max_score).collect::<Vec<_>>(),
+                    &e.iter().map(|x| x.reason.as_str()).collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+        }
+        if !a.recommendations.is_empty() {
+            let v = &a.recommendations;
+            let stmt = tx.prepare_cached(INSERT_RECOMMENDATIONS).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &r.id,
+                    &v.iter().map(|x| x.category.as_str()).collect::<Vec<_>>(),
+                    &v.iter().map(|x| x.issue.as_str()).collect::<Vec<_>>(),
+                    &v.iter()
+                        .map(|x| x.recommendation.as_str())
+                        .collect::<Vec<_>>(),
+                    &v.iter().map(|x| x.priority.as_str()).collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+        }
+        if !a.agreements.is_empty() {
+            let v = &a.agreements;
+            let stmt = tx.prepare_cached(INSERT_AGREEMENTS).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &r.id,
+                    &v.iter().map(|x| x.amount).collect::<Vec<_>>(),
+                    &v.iter().map(|x| x.agreement.as_str()).collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+        }
+        if !a.decline_reasons.is_empty() {
+            let v = &a.decline_reasons;
+            let stmt = tx.prepare_cached(INSERT_DECLINES).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &r.id,
+                    &v.iter().map(|x| x.reason_type.as_str()).collect::<Vec<_>>(),
+                    &v.iter()
+                        .map(|x| x.reason_description.as_str())
+                        .collect::<Vec<_>>(),
+                    &v.iter()
+                        .map(|x| x.product_category.as_str())
+                        .collect::<Vec<_>>(),
+                ],
+            )
+            .await?;
+        }
+        let stmt = tx.prepare_cached(UPSERT_TRANSCRIPT).await?;
+        tx.execute(&stmt, &[&r.id, &r.transcript]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records (or re-records) a call that failed; the next run picks it up again because
+    /// it still has no row in `calls`.
+    pub async fn record_failure(&self, f: &Failure<'_>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO call_failures (call_id, department_id, call_date, run_id, stage, error)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (call_id) DO UPDATE SET
+                     run_id = EXCLUDED.run_id, stage = EXCLUDED.stage, error = EXCLUDED.error,
+                     attempts = call_failures.attempts + 1, last_failed_at = now()",
+            )
+            .await?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &f.call_id,
+                    &f.department_id,
+                    &f.day,
+                    &f.run_id,
+                    &f.stage,
+                    &f.error,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn start_run(&self, r: &RunStart<'_>) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let limit = r.limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX));
+        let row = client
+            .query_one(
+                "INSERT INTO runs (department_id, call_date, reanalyze, call_limit, model,
+                                   checklist_version, prompt_version)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                &[
+                    &r.department_id,
+                    &r.day,
+                    &r.reanalyze,
+                    &limit,
+                    &r.model,
+                    &r.checklist_version,
+                    &r.prompt_version,
+                ],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    pub async fn finish_run(&self, id: i64, f: &RunFinish<'_>) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let count = |o: Outcome| {
+            i32_of(
+                f.counts
+                    .iter()
+                    .find(|(k, _)| *k == o)
+                    .map_or(0, |(_, n)| *n),
+            )
+        };
+        client
+            .execute(
+                "UPDATE runs SET finished_at = now(), status = $2, error = $3,
+                     calls_listed = $4, items_unreadable = $5, skipped_short = $6, unknown_operator = $7,
+                     no_transcript = $8, already_scored = $9, not_sales = $10, scored = $11, failed = $12,
+                     deferred_by_limit = $13, llm_requests = $14, prompt_tokens = $15,
+                     completion_tokens = $16, cached_tokens = $17, cost_usd = $18, wall_seconds = $19,
+                     unknown_operators = $20
+                 WHERE id = $1",
+                &[
+                    &id,
+                    &f.status,
+                    &f.error,
+                    &i32_of(f.calls_listed),
+                    &i32_of(f.items_unreadable),
+                    &count(Outcome::SkippedShort),
+                    &count(Outcome::UnknownOperator),
+                    &count(Outcome::NoTranscript),
+                    &count(Outcome::AlreadyScored),
+                    &count(Outcome::NotSales),
+                    &count(Outcome::Scored),
+                    &count(Outcome::Failed),
+                    &i32_of(f.deferred_by_limit),
+                    &i32_of(f.llm_requests),
+                    &(f.usage.prompt_tokens as i64),
+                    &(f.usage.completion_tokens as i64),
+                    &(f.usage.cached_tokens as i64),
+                    &f.cost_usd,
+                    &f.wall_seconds,
+                    &f.unknown_operators,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,161 @@
+//! What a run did, counted as it happens and printed at the end.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use crate::domain::{Outcome, Usage};
+
+/// At most this many failed calls are listed by id in the printed summary.
+const LISTED_FAILURES: usize = 20;
+
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub day: Option<NaiveDate>,
+    pub counts: BTreeMap<Outcome, u64>,
+    pub calls_listed: u64,
+    pub items_unreadable: u64,
+    pub deferred_by_limit: u64,
+    pub llm_requests: u64,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub wall: Duration,
+    /// Operator names seen in T-Bank but not in the directory, with their call counts.
+    pub unknown_operators: BTreeMap<String, u64>,
+    pub failures: Vec<(i64, String)>,
+    pub failures_total: u64,
+    pub dry_run: bool,
+}
+
+impl Summary {
+    pub fn add(&mut self, outcome: Outcome) {
+        *self.counts.entry(outcome).or_default() += 1;
+    }
+
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.counts.get(&outcome).copied().unwrap_or(0)
+    }
+
+    pub fn finished(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    pub fn add_failure(&mut self, call_id: i64, error: String) {
+        self.failures_total += 1;
+        if self.failures.len() < LISTED_FAILURES {
+            self.failures.push((call_id, error));
+        }
+    }
+
+    pub fn add_cost(&mut self, cost: Option<f64>) {
+        if let Some(c) = cost {
+            *self.cost_usd.get_or_insert(0.0) += c;
+        }
+    }
+
+    pub fn counts_list(&self) -> Vec<(Outcome, u64)> {
+        Outcome::ALL.iter().map(|o| (*o, self.count(*o))).collect()
+    }
+
+    pub fn unknown_operator_names(&self) -> Vec<String> {
+        self.unknown_operators.keys().cloned().collect()
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let day = self.day.map(|d| d.to_string()).unwrap_or_default();
+        let dry = if self.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        };
+        writeln!(
+            f,
+            "callq run {day}{dry}: {} calls listed in {:.1} s",
+            self.calls_listed,
+            self.wall.as_secs_f64()
+        )?;
+        for o in Outcome::ALL {
+            writeln!(f, "  {:<17} {}", o.as_str(), self.count(o))?;
+        }
+        if self.items_unreadable > 0 {
+            writeln!(
+                f,
+                "  unreadable items  {} (see the log)",
+                self.items_unreadable
+            )?;
+        }
+        if self.deferred_by_limit > 0 {
+            writeln!(
+                f,
+                "  left for later    {} (--limit reached)",
+                self.deferred_by_limit
+            )?;
+        }
+        write!(
+            f,
+            "  LLM: {} requests, {} prompt tokens ({} cached), {} completion tokens",
+            self.llm_requests,
+            self.usage.prompt_tokens,
+            self.usage.cached_tokens,
+            self.usage.completion_tokens
+        )?;
+        match self.cost_usd {
+            Some(c) => writeln!(f, ", cost ${c:.4}")?,
+            None => writeln!(
+                f,
+                " (set LLM_PRICE_INPUT_PER_1M and LLM_PRICE_OUTPUT_PER_1M for cost)"
+            )?,
+        }
+        if !self.unknown_operators.is_empty() {
+            writeln!(
+                f,
+                "  operators not in the directory (add them to `operators` to score their calls):"
+            )?;
+            for (name, n) in &self.unknown_operators {
+                writeln!(f, "    {name} — {n} call(s)")?;
+            }
+        }
+        if self.failures_total > 0 {
+            writeln!(
+                f,
+                "  failed calls (recorded in call_failures, retried by the next run):"
+            )?;
+            for (id, e) in &self.failures {
+                writeln!(f, "    {id}: {e}")?;
+            }
+            if self.failures_total as usize > self.failures.len() {
+                writeln!(
+                    f,
+                    "    … and {} more",
+                    self.failures_total as usize - self.failures.len()
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_prints_every_outcome() {
+        let mut s = Summary::default();
+        s.add(Outcome::Scored);
+        s.add(Outcome::Scored);
+        s.add(Outcome::Failed);
+        s.add_failure(42, "LLM kept answering garbage".into());
+        s.unknown_operators.insert("Петров Пётр".into(), 3);
+        assert_eq!(s.finished(), 3);
+        let text = s.to_string();
+        assert!(text.contains("scored            2"), "{text}");
+        assert!(text.contains("skipped_short     0"), "{text}");
+        assert!(text.contains("42: LLM kept answering garbage"), "{text}");
+        assert!(text.contains("Петров Пётр — 3 call(s)"), "{text}");
+    }
+}

@@ -1,0 +1,310 @@
+//! End-to-end harness: a fresh PostgreSQL database per test, the fake T-Bank, Google and
+//! LLM servers on loopback, an env file written the way users write theirs, and the real
+//! `callq` command path run in-process.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use callq::cli::{Cli, Command};
+use callq::config::Env;
+use callq::exit::ExitCode;
+use callq_fakes::scenario::{CHECKLIST_SHEET, INSTRUCTIONS_SHEET};
+use callq_fakes::{
+    FakeCall, FakeGoogle, FakeLlm, FakeTbank, GoogleConfig, LlmConfig, TbankConfig, scenario,
+};
+use chrono::{NaiveDate, NaiveTime};
+use clap::Parser;
+use tokio_postgres::{Client, NoTls};
+
+pub const SHEET_ID: &str = "1AbCdEf-checklist";
+pub const DEPARTMENT: i32 = 1;
+
+pub fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 8, 7).unwrap()
+}
+
+/// A database of its own, created on the server `DATABASE_URL` names and dropped afterwards.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let admin_url = std::env::var("DATABASE_URL")
+            .expect("DATABASE_URL is not set: run the tests through ./scripts/test, which starts PostgreSQL");
+        let name = format!(
+            "callq_test_{}_{}_{}",
+            std::process::id(),
+            DB_COUNTER.fetch_add(1, Ordering::SeqCst),
+            rand_suffix()
+        );
+        let admin = connect(&admin_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL must be a URL");
+        url.set_path(&format!("/{name}"));
+        TestDb {
+            name,
+            url: url.to_string(),
+            admin_url,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        connect(&self.url).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop cannot await: a short-lived runtime on its own thread cleans up.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((c, conn)) = tokio_postgres::connect(&admin_url, NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 100_000
+}
+
+pub async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("connect to the test database");
+    tokio::spawn(conn);
+    client
+}
+
+/// What a test changes about the world before callq runs.
+pub struct World {
+    pub calls: Vec<FakeCall>,
+    pub tbank: TbankConfig,
+    pub llm: LlmConfig,
+    pub checklist_rows: Vec<Vec<String>>,
+    /// Directory rows: (id, full name, department).
+    pub operators: Vec<(i32, String, i32)>,
+    /// Extra lines appended to the env file.
+    pub env_extra: String,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World {
+            calls: scenario::sample_calls(day(), 6),
+            tbank: TbankConfig::default(),
+            llm: LlmConfig::default(),
+            checklist_rows: scenario::sample_checklist_rows(),
+            operators: vec![
+                // The directory spells names its own way; matching must still find them.
+                (5512, "Иванова Анна Сергеевна".into(), DEPARTMENT),
+                (5513, "ПЕТРОВ ИВАН".into(), DEPARTMENT),
+                (5514, "Сидорова Елена".into(), DEPARTMENT),
+            ],
+            env_extra: String::new(),
+        }
+    }
+}
+
+pub struct Harness {
+    pub db: TestDb,
+    pub tbank: FakeTbank,
+    pub google: FakeGoogle,
+    pub llm: FakeLlm,
+    pub dir: tempfile::TempDir,
+    pub env_path: PathBuf,
+}
+
+impl Harness {
+    pub async fn start(world: World) -> Harness {
+        callq::tls::install_crypto_provider();
+        let db = TestDb::create().await;
+        let mut tbank_cfg = world.tbank;
+        tbank_cfg.calls = world.calls;
+        let tbank = FakeTbank::start(tbank_cfg).await;
+        let google = FakeGoogle::start(GoogleConfig {
+            spreadsheet_id: SHEET_ID.into(),
+            sheets: vec![
+                (CHECKLIST_SHEET.into(), world.checklist_rows),
+                (
+                    INSTRUCTIONS_SHEET.into(),
+                    scenario::sample_instructions_rows(),
+                ),
+            ],
+            latency: Duration::from_millis(2),
+        })
+        .await;
+        let llm = FakeLlm::start(world.llm).await;
+        let dir = tempfile::tempdir().unwrap();
+        let key_path = dir.path().join("service_account.json");
+        std::fs::write(&key_path, google.service_account_key_json()).unwrap();
+        let prompt_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/department1.txt");
+        let tb = TbankConfig::default();
+        let env_text = format!(
+            "# written like the old tool's .env.department1\n\
+             LOGGING_NAME=department1\nLOGGING_LEVEL=INFO\nLOGGING_DIR={logs}\nLOGGING_ON_CONSOLE=True\nLOGGING_ON_FILE=False\nLOGGING_ON_DB=False\n\
+             LOGIN={login}\nPASSWORD=\"{password}\"\nAUTH_TYPE=tqm\nAUTH_SYSTEM=tqm\nAGENT_GROUP_NAME=Торговые представители\n\
+             JSON_AUTH={key}\nREQUIREMENTS_SHEET_ID={sheet}\nREQUIREMENTS_SHEET_NAME_CHECK_LIST={checklist}\n\
+             REQUIREMENTS_SHEET_NAME_PROMPT_FOR_AI='{instructions}'\n\
+             TOKEN_LLM={token}\nMODEL={model}\nDATA_BASE={db}\nDEPARTAMENT_ID={dept}\nCHECK_DAY_AGO=2\nPROMPT_FILE={prompt}\n\
+             TBANK_BASE_URL={tbank}/\nGOOGLE_SHEETS_BASE_URL={google}\nLLM_BASE_URL={llm}\n\
+             RETRY_BASE_DELAY_MS=5\nLLM_CONCURRENCY=4\nTBANK_CONCURRENCY=4\n\
+             LLM_PRICE_INPUT_PER_1M=0,5\nLLM_PRICE_OUTPUT_PER_1M=1.5\n{extra}",
+            logs = dir.path().join("logs").display(),
+            login = tb.login,
+            password = tb.password,
+            key = key_path.display(),
+            sheet = SHEET_ID,
+            checklist = CHECKLIST_SHEET,
+            instructions = INSTRUCTIONS_SHEET,
+            token = LlmConfig::default().token,
+            model = LlmConfig::default().models[0],
+            db = db.url,
+            dept = DEPARTMENT,
+            prompt = prompt_path.display(),
+            tbank = tbank.base_url(),
+            google = google.base_url(),
+            llm = llm.base_url(),
+            extra = world.env_extra,
+        );
+        let env_path = dir.path().join(".env.department1");
+        std::fs::write(&env_path, env_text).unwrap();
+        let h = Harness {
+            db,
+            tbank,
+            google,
+            llm,
+            dir,
+            env_path,
+        };
+        assert_eq!(h.callq(&["migrate"]).await, ExitCode::Ok);
+        let client = h.db.client().await;
+        client
+            .execute(
+                "INSERT INTO departments (id, name) VALUES ($1, 'Продажи')",
+                &[&DEPARTMENT],
+            )
+            .await
+            .unwrap();
+        for (id, name, dept) in &world.operators {
+            client
+                .execute(
+                    "INSERT INTO operators (id, full_name, department_id) VALUES ($1, $2, $3)",
+                    &[id, name, dept],
+                )
+                .await
+                .unwrap();
+        }
+        h
+    }
+
+    /// Runs `callq <args> --env-file <this test's file>` in-process, with no variables taken
+    /// from the real environment, and returns its exit code.
+    pub async fn callq(&self, args: &[&str]) -> ExitCode {
+        let env_file = self.env_path.display().to_string();
+        let mut argv = vec!["callq"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["--env-file", &env_file]);
+        let cli = Cli::try_parse_from(argv).expect("valid test arguments");
+        let env = match &cli.command {
+            Command::Run(a) => Env::load_with(&a.env.path(), true, Vec::new()),
+            Command::Migrate(a) | Command::Criteria(a) => {
+                Env::load_with(&a.path(), true, Vec::new())
+            }
+        };
+        callq::commands::dispatch(cli.command, env).await
+    }
+
+    /// `callq run --date <the test day>` plus `extra`.
+    pub async fn run(&self, extra: &[&str]) -> ExitCode {
+        let date = day().to_string();
+        let mut args = vec!["run", "--date", &date];
+        args.extend_from_slice(extra);
+        self.callq(&args).await
+    }
+
+    /// Every stored row of the call tables, as text, for comparing states of the database.
+    pub async fn snapshot(&self) -> Vec<String> {
+        let c = self.db.client().await;
+        let mut out = Vec::new();
+        for (table, order) in [
+            ("calls", "id"),
+            ("call_transcripts", "call_id"),
+            ("call_evaluations", "call_id, criterion"),
+            ("call_recommendations", "call_id, issue"),
+            ("agreements", "call_id, agreement"),
+            ("call_decline_reasons", "call_id, reason_description"),
+            ("call_failures", "call_id"),
+        ] {
+            let rows = c
+                .query(&format!("SELECT row_to_json(t)::text FROM (SELECT * FROM {table} ORDER BY {order}) t"), &[])
+                .await
+                .unwrap();
+            out.extend(
+                rows.iter()
+                    .map(|r| format!("{table}: {}", r.get::<_, String>(0))),
+            );
+        }
+        out
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let c = self.db.client().await;
+        c.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
+
+/// A call on `day` with the given id, operator name and transcript; long enough to score.
+pub fn call(id: i64, operator: (i64, &str), phrases: &[(bool, &str)]) -> FakeCall {
+    FakeCall {
+        segment_id: id,
+        start: day().and_time(NaiveTime::from_hms_opt(11, 0, 0).unwrap())
+            + chrono::Duration::seconds(id % 1000),
+        duration_s: 120,
+        operator_id: operator.0,
+        operator_login: format!("op{}", operator.0),
+        operator_name: operator.1.to_string(),
+        direction: "outbound".into(),
+        phone: "79160000000".into(),
+        phrases: phrases.iter().map(|(op, t)| (*op, t.to_string())).collect(),
+    }
+}
+
+/// Total, max and percentage the fake model's default analysis yields after callq
+/// recomputes them.
+pub fn expected_totals() -> (f64, f64, i32) {
+    let crit = scenario::sample_checklist_criteria();
+    let total: f64 = crit
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, m))| callq_fakes::expected_score(i, *m))
+        .sum();
+    let max: f64 = crit.iter().map(|(_, _, m)| m).sum();
+    (total, max, (100.0 * total / max).floor() as i32)
+}

@@ -1,0 +1,393 @@
+//! The LLM client end to end against the fake gateway over HTTP: structured output and
+//! its fallback, answers asked for again, retries, fatal refusals, usage and cost.
+
+use std::time::{Duration, Instant};
+
+use callq::domain::{Checklist, Criterion, Usage};
+use callq::llm::{
+    Analyzed, LlmClient, LlmError, LlmSettings, PromptBuilder, Template, response_schema,
+};
+use callq::retry::RetryPolicy;
+use callq_fakes::{FakeLlm, LlmConfig, expected_score};
+use serde_json::Value;
+
+const TOKEN: &str = "sk-test-llm-key";
+const MODEL: &str = "gpt-test";
+
+fn crit(category: &str, indicator: &str, max: f64) -> Criterion {
+    Criterion {
+        category: category.into(),
+        indicator: indicator.into(),
+        comment: format!("что проверяем в «{indicator}»"),
+        max_score: max,
+        conditions: "полный балл, если сделано полностью".into(),
+    }
+}
+
+fn checklist() -> Checklist {
+    Checklist {
+        criteria: vec![
+            crit("Установление контакта", "Приветствие", 10.0),
+            crit("Установление контакта", "Представился и назвал банк", 5.0),
+            crit("Работа с возражениями", "Отработка цены", 2.5),
+            crit("Завершение", "Договорился о следующем шаге", 4.0),
+        ],
+        custom_instructions: "Оценивай строго по расшифровке.".into(),
+    }
+}
+
+struct Setup {
+    prompts: PromptBuilder,
+    schema: Value,
+    checklist: Checklist,
+}
+
+fn setup() -> Setup {
+    let checklist = checklist();
+    let template = Template::parse(include_str!("../prompts/department1.txt")).unwrap();
+    Setup {
+        prompts: PromptBuilder::new(template, &checklist),
+        schema: response_schema(&checklist),
+        checklist,
+    }
+}
+
+impl Setup {
+    fn prompt(&self, client_says: &str) -> String {
+        self.prompts.render(&format!(
+            "operator: Добрый день! Меня зовут Анна, банк «Пример».\nclient: {client_says}\n"
+        ))
+    }
+
+    async fn analyze(&self, client: &LlmClient, client_says: &str) -> Result<Analyzed, LlmError> {
+        client
+            .analyze(&self.prompt(client_says), &self.schema, &self.checklist)
+            .await
+    }
+}
+
+fn fast_retry(max_attempts: usize) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(20),
+    }
+}
+
+fn settings(base_url: String) -> LlmSettings {
+    LlmSettings {
+        base_url,
+        token: TOKEN.into(),
+        model: MODEL.into(),
+        timeout: Duration::from_secs(10),
+        retry: fast_retry(4),
+        price_input_per_1m: Some(2.5),
+        price_output_per_1m: Some(10.0),
+    }
+}
+
+fn fake_config() -> LlmConfig {
+    LlmConfig {
+        token: TOKEN.into(),
+        models: vec![MODEL.into()],
+        ..LlmConfig::default()
+    }
+}
+
+fn client_for(fake: &FakeLlm) -> LlmClient {
+    callq::tls::install_crypto_provider();
+    LlmClient::new(settings(fake.base_url())).unwrap()
+}
+
+/// The fake's own token count for a prompt it accepted.
+fn prompt_tokens(prompt: &str) -> u64 {
+    (prompt.chars().count() / 4) as u64
+}
+
+#[tokio::test]
+async fn scores_a_call_with_structured_output_and_counts_usage_and_cost() {
+    let fake = FakeLlm::start(fake_config()).await;
+    let client = client_for(&fake);
+    let s = setup();
+
+    let a = s.analyze(&client, "Интересно, расскажите.").await.unwrap();
+    assert_eq!(a.attempts, 1);
+    assert!(a.analysis.is_sales_call);
+    let got: Vec<(&str, &str, f64, f64)> = a
+        .analysis
+        .evaluations
+        .iter()
+        .map(|e| {
+            (
+                e.category.as_str(),
+                e.criterion.as_str(),
+                e.score,
+                e.max_score,
+            )
+        })
+        .collect();
+    let want: Vec<(&str, &str, f64, f64)> = s
+        .checklist
+        .criteria
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            (
+                c.category.as_str(),
+                c.indicator.as_str(),
+                expected_score(i, c.max_score),
+                c.max_score,
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    // The fake claims 999 of 1; callq recomputes: 10 + 2 + 2.5 + 2 of 21.5 → 76 %.
+    assert_eq!(a.analysis.total_score, 16.5);
+    assert_eq!(a.analysis.max_score, 21.5);
+    assert_eq!(a.analysis.performance_percentage, 76);
+    assert_eq!(a.analysis.recommendations.len(), 1);
+    assert_eq!(a.analysis.recommendations[0].priority, "high");
+
+    let tokens = prompt_tokens(&s.prompt("Интересно, расскажите."));
+    assert_eq!(a.usage.prompt_tokens, tokens);
+    assert!(a.usage.completion_tokens > 0);
+    assert_eq!(a.usage.cached_tokens, 0, "nothing before the first prompt");
+    let cost = a.cost_usd.unwrap();
+    let want_cost = tokens as f64 / 1e6 * 2.5 + a.usage.completion_tokens as f64 / 1e6 * 10.0;
+    assert!((cost - want_cost).abs() < 1e-12, "{cost} vs {want_cost}");
+
+    // The second prompt shares the template's prefix with the first.
+    let b = s.analyze(&client, "А какой лимит?").await.unwrap();
+    assert!(b.usage.cached_tokens > 0, "{:?}", b.usage);
+
+    assert_eq!(fake.requests(), 2);
+    assert_eq!(fake.requests_with_response_format(), 2);
+    assert!(!client.prompt_only());
+}
+
+#[tokio::test]
+async fn fenced_answers_agreements_and_not_sales_calls() {
+    let fake = FakeLlm::start(fake_config()).await;
+    let client = client_for(&fake);
+    let s = setup();
+
+    let a = s
+        .analyze(&client, "Оформляйте [fenced] [agreement:150000] [decline]")
+        .await
+        .unwrap();
+    assert_eq!(a.attempts, 1);
+    assert_eq!(a.analysis.evaluations.len(), 4);
+    assert_eq!(a.analysis.agreements.len(), 1);
+    assert_eq!(a.analysis.agreements[0].amount, Some(150000.0));
+    assert_eq!(a.analysis.decline_reasons.len(), 1);
+
+    let n = s
+        .analyze(&client, "Вы ошиблись номером [not-sales]")
+        .await
+        .unwrap();
+    assert!(!n.analysis.is_sales_call);
+    assert!(n.analysis.evaluations.is_empty());
+    assert_eq!(n.analysis.performance_percentage, 0);
+    assert_eq!(fake.requests(), 2);
+}
+
+#[tokio::test]
+async fn an_unusable_answer_is_asked_for_again() {
+    let fake = FakeLlm::start(fake_config()).await;
+    let client = client_for(&fake);
+    let s = setup();
+    let says = "Не знаю [invalid-once]";
+
+    let a = s.analyze(&client, says).await.unwrap();
+    assert_eq!(a.attempts, 2);
+    assert_eq!(a.analysis.evaluations.len(), 4);
+    assert_eq!(a.usage.prompt_tokens, 2 * prompt_tokens(&s.prompt(says)));
+    assert_eq!(fake.requests(), 2);
+}
+
+#[tokio::test]
+async fn three_unusable_answers_fail_the_call_but_not_the_run() {
+    let fake = FakeLlm::start(fake_config()).await;
+    let client = client_for(&fake);
+    let s = setup();
+    let says = "Нет [invalid-always]";
+
+    let e = s.analyze(&client, says).await.unwrap_err();
+    let LlmError::InvalidContent {
+        attempts,
+        ref last_error,
+        usage,
+    } = e
+    else {
+        panic!("expected InvalidContent, got {e:?}");
+    };
+    assert_eq!(attempts, 3);
+    assert!(last_error.contains("no JSON analysis"), "{last_error}");
+    assert!(!e.is_fatal());
+    assert_eq!(usage.prompt_tokens, 3 * prompt_tokens(&s.prompt(says)));
+    assert_eq!(e.usage(), usage);
+    assert_eq!(fake.requests(), 3);
+}
+
+#[tokio::test]
+async fn a_rejected_response_format_switches_every_clone_to_prompt_only() {
+    let fake = FakeLlm::start(LlmConfig {
+        reject_response_format: true,
+        ..fake_config()
+    })
+    .await;
+    let client = client_for(&fake);
+    let other = client.clone();
+    let s = setup();
+
+    let a = s.analyze(&client, "Да, интересно").await.unwrap();
+    assert_eq!(a.attempts, 1, "the resend is not a new answer");
+    assert_eq!(a.analysis.evaluations.len(), 4);
+    assert!(client.prompt_only() && other.prompt_only());
+    assert_eq!(fake.requests(), 2);
+    assert_eq!(fake.requests_with_response_format(), 1);
+
+    let b = s.analyze(&other, "Давайте").await.unwrap();
+    assert_eq!(b.attempts, 1);
+    assert_eq!(fake.requests(), 3);
+    assert_eq!(fake.requests_with_response_format(), 1, "never asked again");
+}
+
+#[tokio::test]
+async fn a_rejected_key_is_fatal_at_once() {
+    let fake = FakeLlm::start(LlmConfig {
+        token: "sk-another-key".into(),
+        ..fake_config()
+    })
+    .await;
+    let client = client_for(&fake);
+    let s = setup();
+
+    let e = s.analyze(&client, "Алло").await.unwrap_err();
+    assert!(e.is_fatal(), "{e:?}");
+    assert!(matches!(e, LlmError::Fatal { status: 401, .. }), "{e:?}");
+    assert!(!e.to_string().contains(TOKEN));
+    assert_eq!(fake.requests(), 1, "not retried");
+    assert_eq!(fake.unauthorized(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_model_is_fatal_at_once() {
+    let fake = FakeLlm::start(fake_config()).await;
+    callq::tls::install_crypto_provider();
+    let client = LlmClient::new(LlmSettings {
+        model: "gpt-missing".into(),
+        ..settings(format!("{}/", fake.base_url()))
+    })
+    .unwrap();
+    let e = setup().analyze(&client, "Алло").await.unwrap_err();
+    assert!(
+        matches!(e, LlmError::Fatal { status: 404, ref message } if message.contains("gpt-missing")),
+        "{e:?}"
+    );
+    assert_eq!(fake.requests(), 1);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_and_then_give_up_without_stopping_the_run() {
+    let fake = FakeLlm::start(LlmConfig {
+        error_rate: 1.0,
+        ..fake_config()
+    })
+    .await;
+    let client = client_for(&fake);
+    let s = setup();
+
+    let e = s.analyze(&client, "Алло").await.unwrap_err();
+    assert!(
+        matches!(e, LlmError::Unavailable { attempts: 4, ref last_error, .. } if last_error.contains("500")),
+        "{e:?}"
+    );
+    assert!(!e.is_fatal());
+    assert_eq!(fake.served_500(), 4);
+
+    // Failures within the retry budget are invisible to the caller.
+    fake.set_error_rate(0.5);
+    let patient = LlmClient::new(LlmSettings {
+        retry: fast_retry(20),
+        ..settings(fake.base_url())
+    })
+    .unwrap();
+    for i in 0..8 {
+        let a = s.analyze(&patient, &format!("звонок {i}")).await.unwrap();
+        assert_eq!(a.attempts, 1, "HTTP retries are not answers");
+    }
+    assert!(fake.served_500() > 4, "the fake did fail some requests");
+    assert_eq!(fake.completions(), 8);
+}
+
+#[tokio::test]
+async fn too_many_requests_are_retried_after_the_asked_delay() {
+    let fake = FakeLlm::start(LlmConfig {
+        max_concurrency: Some(1),
+        retry_after_s: 0.01,
+        latency: Duration::from_millis(30),
+        ..fake_config()
+    })
+    .await;
+    callq::tls::install_crypto_provider();
+    let client = LlmClient::new(LlmSettings {
+        retry: fast_retry(30),
+        ..settings(fake.base_url())
+    })
+    .unwrap();
+    let s = setup();
+
+    let calls = (0..4).map(|i| {
+        let client = client.clone();
+        let s = &s;
+        async move { s.analyze(&client, &format!("звонок {i}")).await }
+    });
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.unwrap().analysis.evaluations.len(), 4);
+    }
+    assert!(fake.served_429() > 0, "the test did not provoke a 429");
+    assert_eq!(fake.completions(), 4);
+}
+
+#[tokio::test]
+async fn timeouts_and_refused_connections_are_unavailable() {
+    let fake = FakeLlm::start(LlmConfig {
+        latency: Duration::from_secs(5),
+        ..fake_config()
+    })
+    .await;
+    callq::tls::install_crypto_provider();
+    let client = LlmClient::new(LlmSettings {
+        timeout: Duration::from_millis(150),
+        retry: fast_retry(2),
+        ..settings(fake.base_url())
+    })
+    .unwrap();
+    let started = Instant::now();
+    let e = setup().analyze(&client, "Алло").await.unwrap_err();
+    assert!(
+        matches!(e, LlmError::Unavailable { attempts: 2, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("timed out"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(fake.requests(), 2);
+
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let client = LlmClient::new(LlmSettings {
+        retry: fast_retry(3),
+        ..settings(format!("http://127.0.0.1:{port}/v1"))
+    })
+    .unwrap();
+    let e = setup().analyze(&client, "Алло").await.unwrap_err();
+    assert!(
+        matches!(e, LlmError::Unavailable { attempts: 3, .. }),
+        "{e:?}"
+    );
+    assert_eq!(e.usage(), Usage::default());
+}
