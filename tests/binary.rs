@@ -1,0 +1,189 @@
+//! The real `callq` binary as cron runs it: flags, env file, exit codes, what it prints and
+//! what it writes to its log files.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{Harness, World, day};
+
+fn callq() -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_callq"));
+    // Only what the test passes: nothing of the machine's own configuration.
+    for var in callq::config::KNOWN_VARS {
+        c.env_remove(var);
+    }
+    c.env_remove("RUST_LOG");
+    c
+}
+
+async fn output(cmd: &mut tokio::process::Command) -> Output {
+    cmd.output().await.expect("run the callq binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn missing_variables_are_all_reported_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env.department9");
+    std::fs::write(
+        &env,
+        "LOGIN=bot\nAGENT_GROUP_NAME=Торговые представители\nMIN_CALL_DURATION_S=тридцать\n",
+    )
+    .unwrap();
+    let out = output(
+        callq()
+            .args(["run", "--env-file"])
+            .arg(&env)
+            .env("LOGGING_ON_FILE", "False"),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    for var in [
+        "PASSWORD",
+        "JSON_AUTH",
+        "REQUIREMENTS_SHEET_ID",
+        "REQUIREMENTS_SHEET_NAME_CHECK_LIST",
+        "TOKEN_LLM",
+        "MODEL",
+        "DATA_BASE",
+        "DEPARTAMENT_ID",
+        "PROMPT_FILE",
+        "MIN_CALL_DURATION_S",
+    ] {
+        assert!(err.contains(var), "{var} not reported:\n{err}");
+    }
+    assert!(
+        err.contains(".env.department9"),
+        "the file is named:\n{err}"
+    );
+    assert!(!err.contains("LOGIN:"), "LOGIN is set:\n{err}");
+}
+
+#[tokio::test]
+async fn migrate_asks_only_for_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    std::fs::write(&env, "DATA_BASE=\n").unwrap();
+    let out = output(
+        callq()
+            .args(["migrate", "--env-file"])
+            .arg(&env)
+            .env("LOGGING_ON_FILE", "False"),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("DATA_BASE"), "{err}");
+    assert!(!err.contains("LOGIN") && !err.contains("MODEL"), "{err}");
+}
+
+#[tokio::test]
+async fn criteria_prints_the_checklist_from_a_csv_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/criteria.sample.csv");
+    std::fs::write(
+        &env,
+        format!(
+            "CRITERIA_FILE=\"{}\"\nLOGGING_ON_FILE=False\n",
+            csv.display()
+        ),
+    )
+    .unwrap();
+    let out = output(callq().args(["criteria", "--env-file"]).arg(&env)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    let expected = callq::checklist::load_file(&csv).unwrap();
+    assert!(
+        listing.contains(&expected.version()),
+        "version hash printed:\n{listing}"
+    );
+    for c in &expected.criteria {
+        assert!(
+            listing.contains(&c.indicator),
+            "{} missing:\n{listing}",
+            c.indicator
+        );
+    }
+}
+
+#[tokio::test]
+async fn help_has_examples() {
+    let out = output(callq().args(["run", "--help"])).await;
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("Examples:")
+            && help.contains("--date 2025-08-07")
+            && help.contains("--dry-run"),
+        "{help}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nightly_run_logs_to_files_without_secrets() {
+    let world = World {
+        env_extra: "LOGGING_ON_FILE=True\nLOGGING_LEVEL=DEBUG\n".into(),
+        ..World::default()
+    };
+    let h = Harness::start(world).await;
+    // A password in DATA_BASE (trust auth ignores it) must not reach the logs either.
+    let mut db_url = url::Url::parse(&h.db.url).unwrap();
+    let db_password = db_url
+        .password()
+        .map(str::to_string)
+        .unwrap_or_else(|| "dbsecret-7d1f".to_string());
+    db_url.set_password(Some(&db_password)).unwrap();
+    let mut env_text = std::fs::read_to_string(&h.env_path).unwrap();
+    env_text.push_str(&format!("DATA_BASE={db_url}\n"));
+    std::fs::write(&h.env_path, env_text).unwrap();
+    let date = day().to_string();
+    let out = output(
+        callq()
+            .args(["run", "--date", &date, "--env-file"])
+            .arg(&h.env_path),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("scored            6"),
+        "summary on stdout:\n{stdout}"
+    );
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 6);
+
+    let logs = h.dir.path().join("logs");
+    let mut all = text(&out.stderr);
+    for entry in std::fs::read_dir(&logs).expect("LOGGING_DIR was created") {
+        let path = entry.unwrap().path();
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("department1.log"),
+            "{path:?}"
+        );
+        all.push_str(&std::fs::read_to_string(&path).unwrap());
+    }
+    assert!(all.contains("scored"), "the log has the run:\n{all}");
+    let key = h.google.service_account_key_json();
+    let private_key_line = key
+        .lines()
+        .find(|l| l.contains("PRIVATE KEY"))
+        .unwrap_or("PRIVATE KEY");
+    for secret in [
+        callq_fakes::TbankConfig::default().password.as_str(),
+        callq_fakes::LlmConfig::default().token.as_str(),
+        "ya29.",
+        private_key_line,
+        db_password.as_str(),
+    ] {
+        assert!(!all.contains(secret), "{secret:?} leaked into the logs");
+    }
+}
