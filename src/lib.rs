@@ -7,6 +7,7 @@
 pub mod checklist;
 pub mod cli;
 pub mod commands;
+pub mod concurrency;
 pub mod config;
 pub mod domain;
 pub mod exit;

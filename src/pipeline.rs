@@ -83,7 +83,7 @@ pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepare
         ))
     })?;
     let checklist = load_checklist(&settings.checklist).await?;
-    let prompt = PromptBuilder::new(template, &checklist);
+    let prompt = PromptBuilder::new(template, &checklist).layout(settings.prompt_layout);
     let schema = response_schema(&checklist);
     let checklist_version = checklist.version();
     let prompt_version = prompt.version();
@@ -241,6 +241,10 @@ impl Prepared {
         };
         let result = self.stream_day(day, opts, run_id, &mut summary).await;
         summary.wall = started.elapsed();
+        let (limit, peak) = self.llm.concurrency();
+        tracing::info!(
+            "LLM concurrency: {peak} requests in flight at most, adaptive limit now {limit}"
+        );
 
         if let Some(id) = run_id {
             let (status, error) = match &result {
@@ -339,7 +343,7 @@ impl Prepared {
                 .map_ok(|item| self.fetch_transcript(item))
                 .try_buffer_unordered(s.tbank.concurrency)
                 .map_ok(|item| self.analyze(item))
-                .try_buffer_unordered(s.llm_concurrency)
+                .try_buffer_unordered(s.llm.max_concurrency)
                 .map_ok(|item| self.save(item, day, run_id, opts.dry_run))
                 .try_buffer_unordered(SAVE_CONCURRENCY),
         );

@@ -83,6 +83,7 @@ fn settings(base_url: String) -> LlmSettings {
         retry: fast_retry(4),
         price_input_per_1m: Some(2.5),
         price_output_per_1m: Some(10.0),
+        max_concurrency: 8,
     }
 }
 

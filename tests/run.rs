@@ -487,3 +487,95 @@ async fn calls_of_unknown_operators_are_listed_by_name() {
     );
     assert_eq!(h.tbank.transcript_requests(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoring_starts_before_the_listing_ends() {
+    let mut world = World {
+        calls: scenario::sample_calls(day(), 9),
+        ..World::default()
+    };
+    world.tbank.page_size = 3;
+    world.tbank.listing_latency = Duration::from_millis(300);
+    let h = Harness::start(world).await;
+    let first_llm_request = async {
+        while h.llm.requests() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        h.tbank.listing_requests()
+    };
+    let (code, pages_asked) = tokio::join!(h.run(&[]), first_llm_request);
+    assert_eq!(code, ExitCode::Ok);
+    assert_eq!(h.tbank.listing_requests(), 3);
+    assert!(
+        pages_asked < 3,
+        "the first call was scored only after all {pages_asked} pages were asked for"
+    );
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_limit_below_the_ceiling_is_found_without_failures() {
+    let mut world = World {
+        calls: scenario::sample_calls(day(), 40),
+        ..World::default()
+    };
+    world.llm.max_concurrency = Some(3);
+    world.llm.retry_after_s = 0.05;
+    world.llm.latency = Duration::from_millis(30);
+    world.env_extra = "LLM_CONCURRENCY=16\n".into();
+    let h = Harness::start(world).await;
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 40);
+    assert_eq!(h.count("SELECT count(*) FROM call_failures").await, 0);
+    // 429s happen while the limit is being found, but far fewer than one per call.
+    assert!(h.llm.served_429() < 40, "{} 429s", h.llm.served_429());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cached_layout_shares_the_prompt_prefix_and_inline_keeps_the_old_prompt() {
+    let mut world = World {
+        calls: scenario::sample_calls(day(), 4),
+        ..World::default()
+    };
+    world.llm.record_prompts = true;
+    let h = Harness::start(world).await;
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    let prompts = h.llm.prompts();
+    assert!(
+        prompts
+            .iter()
+            .all(|p| p.contains("ТРАНСКРИПЦИЯ ЗВОНКА:\noperator: Добрый день!"))
+    );
+    let shared = h.llm.shared_prefix_chars() as f64 / h.llm.prompt_chars() as f64;
+    assert!(shared > 0.5, "shared prefix {shared:.2}");
+    let cached: i64 = h
+        .count("SELECT sum(cached_tokens)::bigint FROM calls")
+        .await;
+    assert!(
+        cached > 0,
+        "cached tokens reported by the gateway are stored"
+    );
+    assert_eq!(h.count("SELECT cached_tokens FROM runs").await, cached);
+
+    let mut world = World {
+        calls: scenario::sample_calls(day(), 1),
+        ..World::default()
+    };
+    world.llm.record_prompts = true;
+    world.env_extra = "PROMPT_LAYOUT=inline\n".into();
+    let h = Harness::start(world).await;
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    let prompt = &h.llm.prompts()[0];
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/prompts/department1.txt"
+    ))
+    .unwrap();
+    let before_transcript = template.split("{transcription}").next().unwrap();
+    assert!(!prompt.contains("ТРАНСКРИПЦИЯ ЗВОНКА:\n"));
+    let head: String = before_transcript.chars().take(40).collect();
+    assert!(
+        prompt.starts_with(&head),
+        "inline prompt starts like the template"
+    );
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono_tz::Tz;
 
 use crate::checklist::{SheetsSource, Source};
-use crate::llm::LlmSettings;
+use crate::llm::{LlmSettings, PromptLayout};
 use crate::retry::RetryPolicy;
 use crate::tbank::TbankSettings;
 
@@ -55,6 +55,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TQM_VERSION",
     "RETRY_MAX_ATTEMPTS",
     "RETRY_BASE_DELAY_MS",
+    "PROMPT_LAYOUT",
 ];
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.
@@ -260,7 +261,7 @@ impl Env {
         let retry = c.retry();
         let tbank = c.tbank(retry);
         let llm = c.llm(retry);
-        let llm_concurrency: usize = c.positive("LLM_CONCURRENCY", 8);
+        let prompt_layout = c.prompt_layout();
         c.finish()?;
         Ok(RunSettings {
             db: db.expect("checked"),
@@ -272,7 +273,7 @@ impl Env {
             timezone,
             check_day_ago,
             min_call_duration_s,
-            llm_concurrency,
+            prompt_layout,
         })
     }
 }
@@ -310,7 +311,7 @@ pub struct RunSettings {
     pub timezone: Tz,
     pub check_day_ago: u32,
     pub min_call_duration_s: u32,
-    pub llm_concurrency: usize,
+    pub prompt_layout: PromptLayout,
 }
 
 struct Checker<'a> {
@@ -494,6 +495,24 @@ impl Checker<'_> {
         }))
     }
 
+    fn prompt_layout(&mut self) -> PromptLayout {
+        match self
+            .optional("PROMPT_LAYOUT")
+            .map(|v| v.to_lowercase())
+            .as_deref()
+        {
+            None | Some("cached") => PromptLayout::Cached,
+            Some("inline") => PromptLayout::Inline,
+            Some(other) => {
+                self.problem(
+                    "PROMPT_LAYOUT",
+                    format!("{other:?} is neither \"cached\" nor \"inline\""),
+                );
+                PromptLayout::Cached
+            }
+        }
+    }
+
     fn retry(&mut self) -> RetryPolicy {
         let d = RetryPolicy::default();
         let attempts: usize = self.parsed("RETRY_MAX_ATTEMPTS", d.max_attempts);
@@ -537,6 +556,7 @@ impl Checker<'_> {
         let timeout_s: u64 = self.parsed("LLM_TIMEOUT_S", 180);
         let price_in = self.price("LLM_PRICE_INPUT_PER_1M");
         let price_out = self.price("LLM_PRICE_OUTPUT_PER_1M");
+        let max_concurrency = self.positive("LLM_CONCURRENCY", 8);
         Some(LlmSettings {
             base_url: base_url?,
             token: token?,
@@ -545,6 +565,7 @@ impl Checker<'_> {
             retry,
             price_input_per_1m: price_in,
             price_output_per_1m: price_out,
+            max_concurrency,
         })
     }
 

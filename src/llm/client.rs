@@ -11,6 +11,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::concurrency::{AdaptiveLimiter, Signal};
 use crate::domain::{Analysis, Checklist, Usage};
 use crate::llm::parse::parse_analysis_with_notes;
 use crate::retry::{RetryPolicy, Transient, parse_retry_after};
@@ -31,6 +32,9 @@ pub struct LlmSettings {
     pub retry: RetryPolicy,
     pub price_input_per_1m: Option<f64>,
     pub price_output_per_1m: Option<f64>,
+    /// The most requests in flight (LLM_CONCURRENCY); below it the limit adapts to the
+    /// gateway's pushback and latency.
+    pub max_concurrency: usize,
 }
 
 impl fmt::Debug for LlmSettings {
@@ -44,6 +48,7 @@ impl fmt::Debug for LlmSettings {
             .field("retry", &self.retry)
             .field("price_input_per_1m", &self.price_input_per_1m)
             .field("price_output_per_1m", &self.price_output_per_1m)
+            .field("max_concurrency", &self.max_concurrency)
             .finish()
     }
 }
@@ -118,6 +123,8 @@ struct Inner {
     prices: Option<(f64, f64)>,
     /// Set once the gateway has rejected `response_format`; never unset during a run.
     prompt_only: AtomicBool,
+    /// Requests in flight, shared by every clone.
+    limiter: AdaptiveLimiter,
 }
 
 impl fmt::Debug for LlmClient {
@@ -164,12 +171,21 @@ impl LlmClient {
                 retry: settings.retry,
                 prices,
                 prompt_only: AtomicBool::new(false),
+                limiter: AdaptiveLimiter::new(settings.max_concurrency),
             }),
         })
     }
 
     pub fn model(&self) -> &str {
         &self.inner.model
+    }
+
+    /// The adaptive concurrency limit now, and the most requests that were in flight.
+    pub fn concurrency(&self) -> (usize, usize) {
+        (
+            self.inner.limiter.limit(),
+            self.inner.limiter.peak_in_flight(),
+        )
     }
 
     /// Whether the gateway rejected structured output and JSON is asked for by prompt only.
@@ -276,7 +292,9 @@ impl LlmClient {
             .map_err(|e| (e, attempts))
     }
 
+    /// One HTTP request inside a slot of the adaptive limiter, which learns from its answer.
     async fn send_once(&self, body: Vec<u8>) -> Result<Completion, SendError> {
+        let permit = self.inner.limiter.acquire().await;
         let response = self
             .inner
             .http
@@ -285,8 +303,19 @@ impl LlmClient {
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send()
-            .await
-            .map_err(|e| self.transport_error(e))?;
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                // A timeout is load; a refused connection says nothing about it.
+                if e.is_timeout() {
+                    permit.done(Signal::Backpressure);
+                } else {
+                    drop(permit);
+                }
+                return Err(self.transport_error(e));
+            }
+        };
         let status = response.status();
         let retry_after = parse_retry_after(
             response
@@ -294,7 +323,16 @@ impl LlmClient {
                 .get(RETRY_AFTER)
                 .and_then(|v| v.to_str().ok()),
         );
-        let text = response.text().await.map_err(|e| self.transport_error(e))?;
+        let text = response.text().await;
+        let pushed_back =
+            matches!(status.as_u16(), 429 | 503) || text.as_ref().is_err_and(|e| e.is_timeout());
+        if pushed_back {
+            permit.done(Signal::Backpressure);
+        } else {
+            let rtt = permit.elapsed();
+            permit.done(Signal::Answered(rtt));
+        }
+        let text = text.map_err(|e| self.transport_error(e))?;
         if status.is_success() {
             return parse_completion(&text).map_err(|message| SendError::Retryable {
                 message,
@@ -660,6 +698,7 @@ mod tests {
             retry: RetryPolicy::default(),
             price_input_per_1m: Some(2.0),
             price_output_per_1m: Some(8.0),
+            max_concurrency: 8,
         }
     }
 

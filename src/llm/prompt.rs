@@ -200,12 +200,26 @@ enum Piece {
     Transcription,
 }
 
+/// Where the transcript goes in the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PromptLayout {
+    /// Everything that is the same for every call of a run first, the transcript last, so
+    /// providers' prompt caches can serve the shared prefix (PROMPT_LAYOUT=cached).
+    #[default]
+    Cached,
+    /// The template exactly as the old tool rendered it (PROMPT_LAYOUT=inline).
+    Inline,
+}
+
+/// Stands where `{transcription}` was when the cached layout moves the transcript to the end.
+const TRANSCRIPT_MOVED: &str = "(транскрипция звонка приведена в конце этого сообщения)";
+/// Heads the transcript at the end of a prompt in the cached layout.
+const TRANSCRIPT_HEADING: &str = "\n\nТРАНСКРИПЦИЯ ЗВОНКА:\n";
+
 /// Renders one prompt per call. Everything but the transcript is rendered once per run.
 ///
-/// The pieces keep the template's own order, so the prompt is byte for byte what the
-/// old tool sent. A later cache-friendly layout (all static text first, transcript
-/// last, for providers' prompt caching) would be another arrangement of the same
-/// pieces chosen here, leaving callers unchanged.
+/// `new` keeps the template's own order, so the prompt is byte for byte what the old tool
+/// sent; [`PromptBuilder::layout`] can then move the transcript to the end.
 #[derive(Debug, Clone)]
 pub struct PromptBuilder {
     pieces: Vec<Piece>,
@@ -254,7 +268,34 @@ impl PromptBuilder {
         }
     }
 
-    /// The prompt for one call: the template with every placeholder substituted in place.
+    /// Rearranges the pieces for `layout`. In the cached layout a template whose only
+    /// transcript already comes last is left as it is.
+    pub fn layout(mut self, layout: PromptLayout) -> PromptBuilder {
+        let transcript_last_only = matches!(self.pieces.last(), Some(Piece::Transcription))
+            && self
+                .pieces
+                .iter()
+                .filter(|p| matches!(p, Piece::Transcription))
+                .count()
+                == 1;
+        if layout == PromptLayout::Inline || transcript_last_only {
+            return self;
+        }
+        let mut prefix = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Static(s) => prefix.push_str(s),
+                Piece::Transcription => prefix.push_str(TRANSCRIPT_MOVED),
+            }
+        }
+        prefix.push_str(TRANSCRIPT_HEADING);
+        self.static_len = prefix.len();
+        self.version = content_version(&format!("{}\u{1f}cached", self.version));
+        self.pieces = vec![Piece::Static(prefix), Piece::Transcription];
+        self
+    }
+
+    /// The prompt for one call: the template with every placeholder substituted.
     pub fn render(&self, transcription_text: &str) -> String {
         let transcripts = self
             .pieces
@@ -283,6 +324,44 @@ impl PromptBuilder {
 mod tests {
     use super::*;
     use crate::domain::Criterion;
+
+    #[test]
+    fn cached_layout_puts_the_transcript_last_and_keeps_the_rest() {
+        let t = Template::parse(
+            "Роль.\n{transcription}\nЧек-лист:\n{criteria_list}\nФормат: {{\"a\": 1}}",
+        )
+        .unwrap();
+        let c = checklist();
+        let inline = PromptBuilder::new(t.clone(), &c);
+        let cached = PromptBuilder::new(t, &c).layout(PromptLayout::Cached);
+        let (a, b) = (
+            cached.render("operator: Алло\n"),
+            cached.render("client: Да\n"),
+        );
+        let shared = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
+        assert_eq!(
+            shared,
+            a.chars().count() - "operator: Алло\n".chars().count()
+        );
+        assert!(a.ends_with("ТРАНСКРИПЦИЯ ЗВОНКА:\noperator: Алло\n"), "{a}");
+        assert!(
+            a.contains(TRANSCRIPT_MOVED)
+                && a.contains("Формат: {\"a\": 1}")
+                && a.contains("КРИТЕРИЙ: Назвал имя")
+        );
+        assert_ne!(inline.version(), cached.version());
+        assert!(inline.render("X").starts_with("Роль.\nX\nЧек-лист:"));
+    }
+
+    #[test]
+    fn a_template_that_ends_with_the_transcript_is_already_cache_friendly() {
+        let t = Template::parse("{criteria_list}\nЗвонок:\n{transcription}").unwrap();
+        let c = checklist();
+        let inline = PromptBuilder::new(t.clone(), &c);
+        let cached = PromptBuilder::new(t, &c).layout(PromptLayout::Cached);
+        assert_eq!(inline.render("abc"), cached.render("abc"));
+        assert_eq!(inline.version(), cached.version());
+    }
 
     fn crit(cat: &str, name: &str, max: f64) -> Criterion {
         Criterion {

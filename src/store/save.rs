@@ -3,6 +3,8 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 
+use tokio_postgres::types::ToSql;
+
 use super::{Store, StoreError};
 use crate::domain::{Analysis, Outcome, Usage};
 
@@ -90,6 +92,13 @@ SELECT $1, * FROM unnest($2::float8[], $3::text[])";
 const INSERT_DECLINES: &str = "
 INSERT INTO call_decline_reasons (call_id, reason_type, reason_description, product_category)
 SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])";
+// One statement for all four child tables and the failure record.
+const DELETE_CHILDREN: &str = "
+WITH e AS (DELETE FROM call_evaluations WHERE call_id = $1),
+     r AS (DELETE FROM call_recommendations WHERE call_id = $1),
+     a AS (DELETE FROM agreements WHERE call_id = $1),
+     f AS (DELETE FROM call_failures WHERE call_id = $1)
+DELETE FROM call_decline_reasons WHERE call_id = $1";
 const UPSERT_TRANSCRIPT: &str = "
 INSERT INTO call_transcripts (call_id, transcript) VALUES ($1, $2)
 ON CONFLICT (call_id) DO UPDATE SET transcript = EXCLUDED.transcript";
@@ -100,9 +109,20 @@ fn i32_of(n: u64) -> i32 {
 
 impl Store {
     /// Saves one call atomically: a crash leaves either the old rows or the new ones.
+    ///
+    /// The statements are prepared once per connection and then sent pipelined, without
+    /// waiting for each other's answers: BEGIN, one batch, COMMIT — three round trips
+    /// however many child rows a call has. PostgreSQL runs them in the order sent.
     pub async fn save_call(&self, r: &CallRecord<'_>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await?;
+        let upsert = client.prepare_cached(UPSERT_CALL).await?;
+        let delete = client.prepare_cached(DELETE_CHILDREN).await?;
+        let evaluations = client.prepare_cached(INSERT_EVALUATIONS).await?;
+        let recommendations = client.prepare_cached(INSERT_RECOMMENDATIONS).await?;
+        let agreements = client.prepare_cached(INSERT_AGREEMENTS).await?;
+        let declines = client.prepare_cached(INSERT_DECLINES).await?;
+        let transcript = client.prepare_cached(UPSERT_TRANSCRIPT).await?;
+
         let a = r.analysis;
         let (total, max, pct) = if a.is_sales_call {
             (
@@ -115,110 +135,69 @@ impl Store {
         };
         let duration = i32::try_from(r.duration_s).ok();
         let operator_id = i32::try_from(r.operator_id).ok();
-        let upsert = tx.prepare_cached(UPSERT_CALL).await?;
-        tx.execute(
-            &upsert,
-            &[
-                &r.id,
-                &r.start_local,
-                &r.finish_local,
-                &operator_id,
-                &r.department_id,
-                &r.phone,
-                &total,
-                &max,
-                &pct,
-                &r.direction,
-                &duration,
-                &a.is_sales_call,
-                &r.model,
-                &i32_of(r.usage.prompt_tokens),
-                &i32_of(r.usage.completion_tokens),
-                &i32_of(r.usage.cached_tokens),
-                &r.cost_usd,
-                &r.checklist_version,
-                &r.prompt_version,
-                &r.run_id,
-            ],
-        )
-        .await?;
-        let delete = tx
-            .prepare_cached(
-                "WITH e AS (DELETE FROM call_evaluations WHERE call_id = $1),
-                      r AS (DELETE FROM call_recommendations WHERE call_id = $1),
-                      a AS (DELETE FROM agreements WHERE call_id = $1),
-                      f AS (DELETE FROM call_failures WHERE call_id = $1)
-                 DELETE FROM call_decline_reasons WHERE call_id = $1",
-            )
-            .await?;
-        tx.execute(&delete, &[&r.id]).await?;
+        let (prompt_tokens, completion_tokens, cached_tokens) = (
+            i32_of(r.usage.prompt_tokens),
+            i32_of(r.usage.completion_tokens),
+            i32_of(r.usage.cached_tokens),
+        );
+        let e = &a.evaluations;
+        let e_cat: Vec<&str> = e.iter().map(|x| x.category.as_str()).collect();
+        let e_crit: Vec<&str> = e.iter().map(|x| x.criterion.as_str()).collect();
+        let e_score: Vec<f64> = e.iter().map(|x| x.score).collect();
+        let e_max: Vec<f64> = e.iter().map(|x| x.max_score).collect();
+        let e_reason: Vec<&str> = e.iter().map(|x| x.reason.as_str()).collect();
+        let v = &a.recommendations;
+        let r_cat: Vec<&str> = v.iter().map(|x| x.category.as_str()).collect();
+        let r_issue: Vec<&str> = v.iter().map(|x| x.issue.as_str()).collect();
+        let r_text: Vec<&str> = v.iter().map(|x| x.recommendation.as_str()).collect();
+        let r_prio: Vec<&str> = v.iter().map(|x| x.priority.as_str()).collect();
+        let g_amount: Vec<Option<f64>> = a.agreements.iter().map(|x| x.amount).collect();
+        let g_text: Vec<&str> = a.agreements.iter().map(|x| x.agreement.as_str()).collect();
+        let d = &a.decline_reasons;
+        let d_type: Vec<&str> = d.iter().map(|x| x.reason_type.as_str()).collect();
+        let d_desc: Vec<&str> = d.iter().map(|x| x.reason_description.as_str()).collect();
+        let d_cat: Vec<&str> = d.iter().map(|x| x.product_category.as_str()).collect();
 
-        if !a.evaluations.is_empty() {
-            let e = &a.evaluations;
-            let stmt = tx.prepare_cached(INSERT_EVALUATIONS).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &r.id,
-                    &e.iter().map(|x| x.category.as_str()).collect::<Vec<_>>(),
-                    &e.iter().map(|x| x.criterion.as_str()).collect::<Vec<_>>(),
-                    &e.iter().map(|x| x.score).collect::<Vec<_>>(),
-                    &e.iter().map(|x| x.max_score).collect::<Vec<_>>(),
-                    &e.iter().map(|x| x.reason.as_str()).collect::<Vec<_>>(),
-                ],
-            )
-            .await?;
-        }
-        if !a.recommendations.is_empty() {
-            let v = &a.recommendations;
-            let stmt = tx.prepare_cached(INSERT_RECOMMENDATIONS).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &r.id,
-                    &v.iter().map(|x| x.category.as_str()).collect::<Vec<_>>(),
-                    &v.iter().map(|x| x.issue.as_str()).collect::<Vec<_>>(),
-                    &v.iter()
-                        .map(|x| x.recommendation.as_str())
-                        .collect::<Vec<_>>(),
-                    &v.iter().map(|x| x.priority.as_str()).collect::<Vec<_>>(),
-                ],
-            )
-            .await?;
-        }
-        if !a.agreements.is_empty() {
-            let v = &a.agreements;
-            let stmt = tx.prepare_cached(INSERT_AGREEMENTS).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &r.id,
-                    &v.iter().map(|x| x.amount).collect::<Vec<_>>(),
-                    &v.iter().map(|x| x.agreement.as_str()).collect::<Vec<_>>(),
-                ],
-            )
-            .await?;
-        }
-        if !a.decline_reasons.is_empty() {
-            let v = &a.decline_reasons;
-            let stmt = tx.prepare_cached(INSERT_DECLINES).await?;
-            tx.execute(
-                &stmt,
-                &[
-                    &r.id,
-                    &v.iter().map(|x| x.reason_type.as_str()).collect::<Vec<_>>(),
-                    &v.iter()
-                        .map(|x| x.reason_description.as_str())
-                        .collect::<Vec<_>>(),
-                    &v.iter()
-                        .map(|x| x.product_category.as_str())
-                        .collect::<Vec<_>>(),
-                ],
-            )
-            .await?;
-        }
-        let stmt = tx.prepare_cached(UPSERT_TRANSCRIPT).await?;
-        tx.execute(&stmt, &[&r.id, &r.transcript]).await?;
+        type Params<'p, const N: usize> = [&'p (dyn ToSql + Sync); N];
+        let call_params: Params<20> = [
+            &r.id,
+            &r.start_local,
+            &r.finish_local,
+            &operator_id,
+            &r.department_id,
+            &r.phone,
+            &total,
+            &max,
+            &pct,
+            &r.direction,
+            &duration,
+            &a.is_sales_call,
+            &r.model,
+            &prompt_tokens,
+            &completion_tokens,
+            &cached_tokens,
+            &r.cost_usd,
+            &r.checklist_version,
+            &r.prompt_version,
+            &r.run_id,
+        ];
+        let id_params: Params<1> = [&r.id];
+        let eval_params: Params<6> = [&r.id, &e_cat, &e_crit, &e_score, &e_max, &e_reason];
+        let rec_params: Params<5> = [&r.id, &r_cat, &r_issue, &r_text, &r_prio];
+        let agr_params: Params<3> = [&r.id, &g_amount, &g_text];
+        let dec_params: Params<4> = [&r.id, &d_type, &d_desc, &d_cat];
+        let transcript_params: Params<2> = [&r.id, &r.transcript];
+
+        let tx = client.transaction().await?;
+        futures::try_join!(
+            tx.execute(&upsert, &call_params),
+            tx.execute(&delete, &id_params),
+            tx.execute(&evaluations, &eval_params),
+            tx.execute(&recommendations, &rec_params),
+            tx.execute(&agreements, &agr_params),
+            tx.execute(&declines, &dec_params),
+            tx.execute(&transcript, &transcript_params),
+        )?;
         tx.commit().await?;
         Ok(())
     }
