@@ -96,6 +96,9 @@ pub struct RunArgs {
     /// Score at most N calls (to try a prompt cheaply).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: Option<u32>,
+    /// Print the final summary as one JSON object on stdout (logs stay on stderr and files).
+    #[arg(long)]
+    pub json: bool,
     /// LLM requests in flight at most (overrides LLM_CONCURRENCY).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,

@@ -7,6 +7,7 @@ use crate::checklist;
 use crate::cli::{Command, EnvArgs, RunArgs};
 use crate::config::{ConfigError, Env};
 use crate::exit::ExitCode;
+use crate::metrics;
 use crate::pipeline::{self, RunError, RunOptions};
 use crate::store::Store;
 
@@ -114,6 +115,8 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
         limit: args.limit.map(|l| l as usize),
         show_progress: true,
     };
+    let settings_department = settings.department_id;
+    let metrics_settings = settings.metrics.clone();
     let prepared = match pipeline::prepare(settings, &opts).await {
         Ok(p) => p,
         Err(e) => {
@@ -123,19 +126,24 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
     };
     let days = days_to_run(args, prepared.default_day());
     let mut worst = ExitCode::Ok;
+    let mut summaries = Vec::new();
+    let mut errors = Vec::new();
     for day in days {
         match prepared.run_day(day, &opts).await {
             Ok(summary) => {
-                // The summary goes to stdout for whoever reads the run, and to the log file.
-                println!("{summary}");
                 tracing::info!("{}", summary.to_string().trim_end());
+                if !args.json {
+                    println!("{summary}");
+                }
                 if summary.failures_total > 0 {
                     worst = worst.max(ExitCode::SomeFailed);
                 }
+                summaries.push(summary);
             }
             Err(e) => {
                 tracing::error!("day {day}: {e}");
                 worst = worst.max(ExitCode::from(&e));
+                errors.push(serde_json::json!({"day": day.to_string(), "error": e.to_string()}));
                 // Another day may still work after a lock conflict; a rejected key or a
                 // refused login will not get better, so stop there.
                 if !matches!(e, RunError::Locked(_)) {
@@ -143,6 +151,25 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
                 }
             }
         }
+    }
+    if args.json {
+        let days: Vec<serde_json::Value> = summaries.iter().map(|s| s.to_json()).collect();
+        let report = serde_json::json!({
+            "department_id": settings_department,
+            "exit_code": worst.code(),
+            "days": days,
+            "errors": errors,
+        });
+        println!("{report}");
+    }
+    if !opts.dry_run {
+        let text = metrics::render(
+            settings_department,
+            &summaries,
+            worst,
+            chrono::Utc::now().timestamp(),
+        );
+        metrics::publish(&metrics_settings, settings_department, &text).await;
     }
     worst
 }

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod exit;
 pub mod llm;
 pub mod logging;
+pub mod metrics;
 pub mod operators;
 pub mod pipeline;
 pub mod retry;

@@ -64,6 +64,33 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// The machine-readable form printed by `callq run --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let outcomes: serde_json::Map<String, serde_json::Value> = Outcome::ALL
+            .iter()
+            .map(|o| (o.as_str().to_string(), self.count(*o).into()))
+            .collect();
+        serde_json::json!({
+            "day": self.day.map(|d| d.to_string()),
+            "dry_run": self.dry_run,
+            "calls_listed": self.calls_listed,
+            "outcomes": outcomes,
+            "items_unreadable": self.items_unreadable,
+            "deferred_by_limit": self.deferred_by_limit,
+            "llm_requests": self.llm_requests,
+            "prompt_tokens": self.usage.prompt_tokens,
+            "completion_tokens": self.usage.completion_tokens,
+            "cached_tokens": self.usage.cached_tokens,
+            "cost_usd": self.cost_usd,
+            "wall_seconds": self.wall.as_secs_f64(),
+            "unknown_operators": self.unknown_operators,
+            "failures_total": self.failures_total,
+            "failures": self.failures.iter().map(|(id, e)| serde_json::json!({"call_id": id, "error": e})).collect::<Vec<_>>(),
+        })
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let day = self.day.map(|d| d.to_string()).unwrap_or_default();
@@ -157,5 +184,10 @@ mod tests {
         assert!(text.contains("skipped_short     0"), "{text}");
         assert!(text.contains("42: LLM kept answering garbage"), "{text}");
         assert!(text.contains("Петров Пётр — 3 call(s)"), "{text}");
+        let json = s.to_json();
+        assert_eq!(json["outcomes"]["scored"], 2);
+        assert_eq!(json["outcomes"]["skipped_short"], 0);
+        assert_eq!(json["unknown_operators"]["Петров Пётр"], 3);
+        assert_eq!(json["failures"][0]["call_id"], 42);
     }
 }

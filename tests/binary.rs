@@ -187,3 +187,79 @@ async fn a_nightly_run_logs_to_files_without_secrets() {
         assert!(!all.contains(secret), "{secret:?} leaked into the logs");
     }
 }
+
+/// Accepts one HTTP request on loopback and hands back its request line and body.
+async fn one_request_server() -> (String, tokio::task::JoinHandle<(String, String)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = sock.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await
+                        .unwrap();
+                    let head = text.lines().next().unwrap().to_string();
+                    return (head, text[end + 4..].to_string());
+                }
+            }
+            if n == 0 {
+                panic!("connection closed early");
+            }
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_summary_and_metrics_for_monitoring() {
+    let (push_url, pushed) = one_request_server().await;
+    let metrics_dir = tempfile::tempdir().unwrap();
+    let textfile = metrics_dir.path().join("callq_department1.prom");
+    let world = World {
+        env_extra: format!(
+            "METRICS_TEXTFILE={}\nPUSHGATEWAY_URL={push_url}/\n",
+            textfile.display()
+        ),
+        ..World::default()
+    };
+    let h = Harness::start(world).await;
+    let date = day().to_string();
+    let out = output(
+        callq()
+            .args(["run", "--json", "--date", &date, "--env-file"])
+            .arg(&h.env_path),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(report["exit_code"], 0);
+    assert_eq!(report["days"][0]["day"], date);
+    assert_eq!(report["days"][0]["outcomes"]["scored"], 6);
+    assert!(report["days"][0]["prompt_tokens"].as_u64().unwrap() > 0);
+
+    let prom = std::fs::read_to_string(&textfile).unwrap();
+    assert!(
+        prom.contains("callq_calls{department=\"1\",outcome=\"scored\"} 6\n"),
+        "{prom}"
+    );
+    let (head, body) = pushed.await.unwrap();
+    assert_eq!(head, "PUT /metrics/job/callq/department/1 HTTP/1.1");
+    assert_eq!(body, prom, "the same numbers are pushed");
+}

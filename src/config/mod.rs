@@ -56,6 +56,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "RETRY_MAX_ATTEMPTS",
     "RETRY_BASE_DELAY_MS",
     "PROMPT_LAYOUT",
+    "METRICS_TEXTFILE",
+    "PUSHGATEWAY_URL",
 ];
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.
@@ -262,6 +264,13 @@ impl Env {
         let tbank = c.tbank(retry);
         let llm = c.llm(retry);
         let prompt_layout = c.prompt_layout();
+        let metrics = MetricsSettings {
+            textfile: c.optional("METRICS_TEXTFILE").map(PathBuf::from),
+            pushgateway: match c.optional("PUSHGATEWAY_URL") {
+                Some(_) => c.base_url("PUSHGATEWAY_URL", ""),
+                None => None,
+            },
+        };
         c.finish()?;
         Ok(RunSettings {
             db: db.expect("checked"),
@@ -274,8 +283,18 @@ impl Env {
             check_day_ago,
             min_call_duration_s,
             prompt_layout,
+            metrics,
         })
     }
+}
+
+/// Where a run's metrics go at its end, if anywhere.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSettings {
+    /// Prometheus textfile-collector file, replaced atomically.
+    pub textfile: Option<PathBuf>,
+    /// Pushgateway base URL.
+    pub pushgateway: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -312,6 +331,7 @@ pub struct RunSettings {
     pub check_day_ago: u32,
     pub min_call_duration_s: u32,
     pub prompt_layout: PromptLayout,
+    pub metrics: MetricsSettings,
 }
 
 struct Checker<'a> {
