@@ -22,7 +22,9 @@ use clap::{Args, Parser, Subcommand};
         callq run --env-file .env.department1 --from 2025-08-01 --to 2025-08-07\n  \
         callq run --env-file .env.department1 --dry-run --limit 5   try a prompt on 5 calls, write nothing\n  \
         callq criteria --env-file .env.department1            check the checklist sheet before the night\n  \
-        callq migrate --env-file .env.department1             create or update the tables\n\n\
+        callq migrate --env-file .env.department1             create or update the tables\n  \
+        callq operators import operators.csv --env-file .env.department1   fill the operator directory\n  \
+        callq operators unknown --env-file .env.department1   names T-Bank uses that the directory lacks\n\n\
         Exit codes: 0 all calls reached a final outcome; 1 some calls failed (recorded, retried next run);\n\
         2 bad configuration or input (nothing spent); 3 could not run (lock held, login refused,\n\
         database unreachable, LLM key rejected)."
@@ -48,6 +50,34 @@ pub enum Command {
     /// Print the parsed checklist (categories, criteria, max scores, total) and its version hash.
     #[command(after_help = "Example:\n  callq criteria --env-file .env.department1")]
     Criteria(EnvArgs),
+    /// Preflight before going live: configuration, database, checklist, prompt, T-Bank
+    /// login and group, LLM gateway — one line each with ✓/✗ and how to fix it.
+    #[command(after_help = "Example:\n  callq check --env-file .env.department1\n\n\
+        Spends at most one tiny LLM request. Exits 0 when every line is ✓, 2 when configuration\n\
+        or input needs fixing, 3 when a service does not answer.")]
+    Check(EnvArgs),
+    /// The operator directory: import it from a CSV file; list the names T-Bank uses that
+    /// it lacks. Needs only DATA_BASE.
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
+    /// Print shell completions for bash, zsh, fish, elvish or PowerShell to stdout.
+    #[command(after_help = "Examples:\n  \
+        callq completions bash > /etc/bash_completion.d/callq\n  \
+        callq completions zsh > \"${fpath[1]}/_callq\"\n  \
+        callq completions fish > ~/.config/fish/completions/callq.fish")]
+    Completions(CompletionsArgs),
+}
+
+impl Command {
+    /// The env file options of commands that read configuration.
+    pub fn env_args(&self) -> Option<&EnvArgs> {
+        match self {
+            Command::Run(a) => Some(&a.env),
+            Command::Migrate(a) | Command::Criteria(a) | Command::Check(a) => Some(a),
+            Command::Operators(o) => Some(o.env_args()),
+            Command::Completions(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -102,6 +132,65 @@ pub struct RunArgs {
     /// LLM requests in flight at most (overrides LLM_CONCURRENCY).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorsCommand {
+    /// Import the directory from a CSV file: insert new ids, update changed rows, all in one
+    /// transaction; a file with any bad line changes nothing (exit code 2).
+    #[command(
+        after_help = "The file: a header row, then one operator per row. Columns: id, full_name,\n\
+        department_id (required), office, supervisor (optional, names; found or created in\n\
+        `offices` / `supervisors`). Delimiter , or ; (Excel), UTF-8 with or without a BOM.\n\n\
+        Example file:\n  \
+        id;full_name;department_id;office;supervisor\n  \
+        5512;Иванова Анна Сергеевна;1;Москва;Орлова Ирина\n  \
+        5513;Петров Иван;1;;\n\n\
+        Example:\n  callq operators import operators.csv --env-file .env.department1"
+    )]
+    Import(OperatorsImportArgs),
+    /// List operator names T-Bank listed over the last days that the directory does not
+    /// know, most calls first (recorded by every run).
+    #[command(after_help = "Examples:\n  \
+        callq operators unknown --env-file .env.department1\n  \
+        callq operators unknown --days 7 --env-file .env.department1\n\n\
+        With DEPARTAMENT_ID set, only that department's names are listed. Names added to the\n\
+        directory since are left out.")]
+    Unknown(OperatorsUnknownArgs),
+}
+
+impl OperatorsCommand {
+    pub fn env_args(&self) -> &EnvArgs {
+        match self {
+            OperatorsCommand::Import(a) => &a.env,
+            OperatorsCommand::Unknown(a) => &a.env,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OperatorsImportArgs {
+    /// The CSV file: id,full_name,department_id[,office][,supervisor].
+    #[arg(value_name = "FILE.csv")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OperatorsUnknownArgs {
+    /// Look at call days from N days before today (in CALLS_TIMEZONE) up to today.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub days: u32,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to print completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[cfg(test)]

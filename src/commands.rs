@@ -1,10 +1,13 @@
 //! One function per subcommand: configuration in, exit code out. `main` only parses flags,
 //! sets up logging and calls these; tests call them directly.
 
+pub mod completions;
+pub mod operators;
+
 use chrono::NaiveDate;
 
 use crate::checklist;
-use crate::cli::{Command, EnvArgs, RunArgs};
+use crate::cli::{Command, EnvArgs, OperatorsCommand, RunArgs};
 use crate::config::{ConfigError, Env};
 use crate::exit::ExitCode;
 use crate::metrics;
@@ -16,6 +19,12 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         Command::Run(args) => run(&args, env).await,
         Command::Migrate(_) => migrate(&env).await,
         Command::Criteria(_) => criteria(&env).await,
+        Command::Check(_) => crate::check::check(&env).await,
+        Command::Operators(OperatorsCommand::Import(args)) => operators::import(&args, &env).await,
+        Command::Operators(OperatorsCommand::Unknown(args)) => {
+            operators::unknown(&args, &env).await
+        }
+        Command::Completions(args) => completions::completions(args.shell),
     }
 }
 

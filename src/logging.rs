@@ -68,12 +68,19 @@ pub fn init(settings: &LoggingSettings) -> LogGuard {
     });
     let mut guard = None;
     let file = if settings.on_file {
-        match std::fs::create_dir_all(&settings.dir) {
-            Ok(()) => {
-                let appender = tracing_appender::rolling::daily(
-                    &settings.dir,
-                    format!("{}.log", settings.name),
-                );
+        // The builder reports an unwritable LOGGING_DIR instead of panicking, so a run
+        // still goes ahead with console logging.
+        let appender = std::fs::create_dir_all(&settings.dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                tracing_appender::rolling::RollingFileAppender::builder()
+                    .rotation(tracing_appender::rolling::Rotation::DAILY)
+                    .filename_prefix(format!("{}.log", settings.name))
+                    .build(&settings.dir)
+                    .map_err(|e| e.to_string())
+            });
+        match appender {
+            Ok(appender) => {
                 let (writer, g) = tracing_appender::non_blocking(appender);
                 guard = Some(g);
                 Some(
@@ -85,7 +92,7 @@ pub fn init(settings: &LoggingSettings) -> LogGuard {
             }
             Err(e) => {
                 eprintln!(
-                    "warning: cannot create LOGGING_DIR {}: {e}; logging to the console only",
+                    "warning: cannot write logs to LOGGING_DIR {}: {e}; logging to the console only",
                     settings.dir.display()
                 );
                 None

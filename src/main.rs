@@ -2,16 +2,14 @@
 
 use clap::Parser;
 
-use callq::cli::{Cli, Command};
+use callq::cli::{Cli, EnvArgs};
 use callq::{commands, logging, tls};
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let env_args = match &cli.command {
-        Command::Run(a) => &a.env,
-        Command::Migrate(a) | Command::Criteria(a) => a,
-    };
-    let env = commands::load_env(env_args);
+    // Commands without configuration still get logging defaults from the environment.
+    let default_args = EnvArgs { env_file: None };
+    let env = commands::load_env(cli.command.env_args().unwrap_or(&default_args));
     let _log = logging::init(&env.logging());
     tls::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -268,6 +268,20 @@ impl Prepared {
             if let Err(e) = self.store.finish_run(id, &finish).await {
                 tracing::error!("could not record the end of run {id}: {e}");
             }
+            // For `callq operators unknown`. A listing that broke off saw only part of the
+            // day, so its counts may only raise the recorded ones.
+            if let Err(e) = self
+                .store
+                .record_unknown_operators(
+                    department,
+                    day,
+                    &summary.unknown_operators,
+                    result.is_ok(),
+                )
+                .await
+            {
+                tracing::error!("could not record the unknown operators of {day}: {e}");
+            }
         }
         result.map(|()| summary)
     }

@@ -263,3 +263,39 @@ async fn json_summary_and_metrics_for_monitoring() {
     assert_eq!(head, "PUT /metrics/job/callq/department/1 HTTP/1.1");
     assert_eq!(body, prom, "the same numbers are pushed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_each_system_and_spends_one_tiny_llm_request() {
+    let h = Harness::start(World::default()).await;
+    let out = output(callq().args(["check", "--env-file"]).arg(&h.env_path)).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    for line in [
+        "✓ configuration",
+        "✓ database",
+        "✓ operators",
+        "✓ checklist: 7 criteria",
+        "✓ prompt template",
+        "✓ T-Bank",
+        "✓ LLM gateway",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing:\n{stdout}");
+    }
+    assert_eq!(h.llm.requests(), 1);
+    assert_eq!(h.tbank.transcript_requests(), 0);
+
+    h.llm.set_token("sk-rotated");
+    let out = output(callq().args(["check", "--env-file"]).arg(&h.env_path)).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(
+        stdout.contains("✗ LLM gateway") && stdout.contains("check TOKEN_LLM"),
+        "{stdout}"
+    );
+    assert_eq!(h.llm.requests(), 2, "a rejected key is not retried");
+}

@@ -175,6 +175,9 @@ impl Env {
         for (k, v) in environment {
             if KNOWN_VARS.contains(&k.as_str()) {
                 env.vars.insert(k, (v, Origin::Environment));
+            } else if IGNORED_OLD_VARS.contains(&k.as_str()) && !env.ignored.contains(&k) {
+                // docker compose passes the old file's variables through the environment.
+                env.ignored.push(k);
             }
         }
         env
@@ -234,6 +237,26 @@ impl Env {
         Ok(db.expect("checked"))
     }
 
+    /// What `callq operators unknown` needs: the database; the department (a filter) and
+    /// the time zone of "today" are optional.
+    pub fn unknown_operators(&self) -> Result<UnknownOperatorsSettings, ConfigError> {
+        let mut c = self.checker();
+        let db = c.database();
+        let department_id =
+            if c.optional("DEPARTAMENT_ID").is_some() || c.optional("DEPARTMENT_ID").is_some() {
+                c.department()
+            } else {
+                None
+            };
+        let timezone: Tz = c.parsed("CALLS_TIMEZONE", "Europe/Moscow".parse().expect("valid tz"));
+        c.finish()?;
+        Ok(UnknownOperatorsSettings {
+            db: db.expect("checked"),
+            department_id,
+            timezone,
+        })
+    }
+
     /// What `callq criteria` needs: the checklist source only.
     pub fn checklist_source(&self) -> Result<Source, ConfigError> {
         let mut c = self.checker();
@@ -286,6 +309,16 @@ impl Env {
             metrics,
         })
     }
+}
+
+/// What `callq operators unknown` reads.
+#[derive(Debug, Clone)]
+pub struct UnknownOperatorsSettings {
+    pub db: DbSettings,
+    /// Only this department's names, when DEPARTAMENT_ID is set.
+    pub department_id: Option<i32>,
+    /// The time zone of "today" (CALLS_TIMEZONE).
+    pub timezone: Tz,
 }
 
 /// Where a run's metrics go at its end, if anywhere.

@@ -188,6 +188,16 @@ impl LlmClient {
         )
     }
 
+    /// One tiny request, without structured output, to see that the gateway answers for
+    /// the model with this key (`callq check`). Returns the tokens it cost.
+    pub async fn ping(&self) -> Result<Usage, LlmError> {
+        let body = request_body(&self.inner.model, "Ответь одним словом: ok", None);
+        self.send(body)
+            .await
+            .map(|c| c.usage)
+            .map_err(|(e, attempts)| e.into_llm_error(attempts))
+    }
+
     /// Whether the gateway rejected structured output and JSON is asked for by prompt only.
     pub fn prompt_only(&self) -> bool {
         self.inner.prompt_only.load(Ordering::Relaxed)

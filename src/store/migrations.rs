@@ -4,11 +4,18 @@
 use super::StoreError;
 
 /// (version, name, SQL), in order. Append only: an applied migration never changes.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_initial",
-    include_str!("../../db/migrations/0001_initial.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_initial",
+        include_str!("../../db/migrations/0001_initial.sql"),
+    ),
+    (
+        2,
+        "0002_unknown_operators",
+        include_str!("../../db/migrations/0002_unknown_operators.sql"),
+    ),
+];
 
 /// An arbitrary constant: the advisory lock key that serialises concurrent migrations.
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_715f_6d67;

@@ -2,6 +2,7 @@
 //! reads the run needs. Saving calls and runs lives in `save`.
 
 mod migrations;
+mod operators;
 mod save;
 
 use chrono::NaiveDate;
@@ -11,6 +12,7 @@ use tokio_postgres::NoTls;
 use crate::config::DbSettings;
 
 pub use migrations::MIGRATIONS;
+pub use operators::{ImportCounts, UnknownOperator};
 pub use save::{CallRecord, Failure, RunFinish, RunStart};
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,30 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Names of the embedded migrations this database has not had yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('callq_migrations') IS NOT NULL", &[])
+            .await?
+            .get(0);
+        let done: Vec<i32> = if exists {
+            client
+                .query("SELECT version FROM callq_migrations", &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(MIGRATIONS
+            .iter()
+            .filter(|(v, _, _)| !done.contains(v))
+            .map(|(_, name, _)| name.to_string())
+            .collect())
     }
 
     /// The whole operator directory: (id, full_name, department_id).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use callq::cli::{Cli, Command};
+use callq::cli::Cli;
 use callq::config::Env;
 use callq::exit::ExitCode;
 use callq_fakes::scenario::{CHECKLIST_SHEET, INSTRUCTIONS_SHEET};
@@ -232,12 +232,11 @@ impl Harness {
         argv.extend_from_slice(args);
         argv.extend_from_slice(&["--env-file", &env_file]);
         let cli = Cli::try_parse_from(argv).expect("valid test arguments");
-        let env = match &cli.command {
-            Command::Run(a) => Env::load_with(&a.env.path(), true, Vec::new()),
-            Command::Migrate(a) | Command::Criteria(a) => {
-                Env::load_with(&a.path(), true, Vec::new())
-            }
-        };
+        let env_args = cli
+            .command
+            .env_args()
+            .expect("a command that reads configuration");
+        let env = Env::load_with(&env_args.path(), true, Vec::new());
         callq::commands::dispatch(cli.command, env).await
     }
 

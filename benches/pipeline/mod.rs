@@ -1,0 +1,676 @@
+//! The pipeline benchmark's cases, their measurement and the report. `benches/pipeline.rs`
+//! is the command line around it; `tests/bench_smoke.rs` runs the `smoke` case with the
+//! debug binary so a broken benchmark shows up in `./scripts/test`.
+//!
+//! One case: a fresh database, the fake T-Bank, Google and LLM servers in this process
+//! (the end-to-end harness of `tests/common`), then the real `callq run` binary as a child
+//! process whose peak RSS is sampled from `/proc`. Afterwards the fakes' counters and the
+//! database say what was sent and what was stored.
+#![allow(dead_code)]
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+mod dialogue;
+mod save_only;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use callq_fakes::{LlmConfig, TbankConfig, TbankFaults, scenario};
+use tokio::io::AsyncReadExt;
+
+pub use save_only::SaveRow;
+
+/// Calls the `save-only` measurement saves unless `--save-calls` says otherwise.
+pub const SAVE_CALLS: usize = 10_000;
+/// Transcript requests in flight (`TBANK_CONCURRENCY`).
+pub const TBANK_CONCURRENCY: usize = 8;
+/// How often the child's peak RSS and the first LLM request are sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+pub const USAGE: &str = "\
+usage: cargo bench --bench pipeline -- [--case NAME] [flags]   (or ./scripts/bench …)
+
+cases (default smoke):
+  smoke      N=60,    LLM 20 ms,  transcripts 5 ms,  C=8, page size 25 (a few seconds)
+  target     N=1000,  LLM 500 ms, transcripts 50 ms, C=8
+  memory     N=10000, LLM 1 ms,   transcripts 1 ms,  C=8, then save-only
+  gateway    N=1000,  LLM 500 ms, transcripts 50 ms, C=32 against a gateway limit of 8
+  save-only  Store::save_call of 10000 realistic analyses, 4 concurrent tasks
+  all        target, memory (with save-only), gateway
+
+flags (override the case's values):
+  --calls N                  calls in the day
+  --transcript-latency-ms X  fake T-Bank transcript latency
+  --llm-latency-ms Y         fake LLM latency per request
+  --concurrency C            LLM_CONCURRENCY of the run
+  --gateway-limit G          the fake gateway answers 429 (Retry-After: 1) above G in flight; 0 = no limit
+  --llm-error-rate R         share of LLM requests answered 500
+  --tbank-error-rate R       share of T-Bank listing/transcript requests answered 500
+  --page-size P              calls per T-Bank listing page
+  --phrases K                phrases per transcript (default 12)
+  --save-calls N             calls the save-only measurement saves (default 10000)
+
+Needs DATABASE_URL (a role that may create databases); ./scripts/bench provides one.";
+
+/// One pipeline run's parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub name: String,
+    pub calls: usize,
+    pub transcript_latency_ms: u64,
+    pub llm_latency_ms: u64,
+    pub concurrency: usize,
+    pub gateway_limit: Option<usize>,
+    pub llm_error_rate: f64,
+    pub tbank_error_rate: f64,
+    pub page_size: usize,
+    pub phrases: usize,
+}
+
+impl Case {
+    fn base(name: &str, calls: usize, transcript_ms: u64, llm_ms: u64, c: usize) -> Case {
+        Case {
+            name: name.to_string(),
+            calls,
+            transcript_latency_ms: transcript_ms,
+            llm_latency_ms: llm_ms,
+            concurrency: c,
+            gateway_limit: None,
+            llm_error_rate: 0.0,
+            tbank_error_rate: 0.0,
+            page_size: TbankConfig::default().page_size,
+            phrases: 12,
+        }
+    }
+
+    /// A named pipeline preset (not `all` or `save-only`).
+    pub fn preset(name: &str) -> Option<Case> {
+        Some(match name {
+            "smoke" => Case {
+                page_size: 25,
+                ..Case::base("smoke", 60, 5, 20, 8)
+            },
+            "target" => Case::base("target", 1000, 50, 500, 8),
+            "memory" => Case::base("memory", 10_000, 1, 1, 8),
+            "gateway" => Case {
+                gateway_limit: Some(8),
+                ..Case::base("gateway", 1000, 50, 500, 32)
+            },
+            _ => return None,
+        })
+    }
+
+    /// Requests the gateway serves at once: C, or the gateway's limit when lower.
+    pub fn effective_concurrency(&self) -> usize {
+        let c = self.concurrency.max(1);
+        self.gateway_limit.map_or(c, |g| c.min(g.max(1)))
+    }
+
+    /// N·L/min(C, G): no run can finish its LLM work faster.
+    pub fn bound(&self) -> Duration {
+        Duration::from_secs_f64(
+            self.llm_latency_ms as f64 / 1000.0 * self.calls as f64
+                / self.effective_concurrency() as f64,
+        )
+    }
+}
+
+/// What to run: pipeline cases, then optionally the save-only measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub cases: Vec<Case>,
+    pub save_only: Option<usize>,
+    pub help: bool,
+}
+
+/// Parses the benchmark's arguments (`--flag value` or `--flag=value`). Cargo's own
+/// `--bench` is ignored.
+pub fn parse_args(args: &[String]) -> Result<Plan, String> {
+    let mut case = "smoke".to_string();
+    let mut overrides: Vec<(String, String)> = Vec::new();
+    let mut save_calls = SAVE_CALLS;
+    let mut help = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--bench" {
+            continue;
+        }
+        if arg == "--help" || arg == "-h" {
+            help = true;
+            continue;
+        }
+        let Some(flag) = arg.strip_prefix("--") else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (flag, value) = match flag.split_once('=') {
+            Some((f, v)) => (f.to_string(), v.to_string()),
+            None => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| format!("--{flag} needs a value"))?
+                    .clone();
+                (flag.to_string(), v)
+            }
+        };
+        match flag.as_str() {
+            "case" => case = value,
+            "save-calls" => save_calls = number(&flag, &value)?,
+            _ => overrides.push((flag, value)),
+        }
+    }
+    let (names, save_only): (&[&str], bool) = match case.as_str() {
+        "all" => (&["target", "memory", "gateway"], true),
+        "memory" => (&["memory"], true),
+        "save-only" => (&[], true),
+        "smoke" | "target" | "gateway" => (&[], false),
+        other => {
+            return Err(format!(
+                "unknown case {other:?} (smoke, target, memory, gateway, save-only, all)"
+            ));
+        }
+    };
+    let names: Vec<&str> = if names.is_empty() && !save_only {
+        vec![case.as_str()]
+    } else {
+        names.to_vec()
+    };
+    let mut cases = Vec::new();
+    for name in names {
+        let mut c = Case::preset(name).expect("known preset");
+        for (flag, value) in &overrides {
+            apply(&mut c, flag, value)?;
+        }
+        if !overrides.is_empty() {
+            c.name.push('*');
+        }
+        cases.push(c);
+    }
+    if cases.is_empty() && !overrides.is_empty() {
+        return Err("flags other than --save-calls need a pipeline case".into());
+    }
+    Ok(Plan {
+        cases,
+        save_only: save_only.then_some(save_calls),
+        help,
+    })
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("--{flag}: {value:?} is not a valid number"))
+}
+
+fn rate(flag: &str, value: &str) -> Result<f64, String> {
+    let r: f64 = number(flag, value)?;
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!("--{flag}: {value} is not a share between 0 and 1"))
+    }
+}
+
+fn apply(c: &mut Case, flag: &str, value: &str) -> Result<(), String> {
+    match flag {
+        "calls" => c.calls = number(flag, value)?,
+        "transcript-latency-ms" => c.transcript_latency_ms = number(flag, value)?,
+        "llm-latency-ms" => c.llm_latency_ms = number(flag, value)?,
+        "concurrency" => c.concurrency = number::<usize>(flag, value)?.max(1),
+        "gateway-limit" => {
+            let g: usize = number(flag, value)?;
+            c.gateway_limit = (g > 0).then_some(g);
+        }
+        "llm-error-rate" => c.llm_error_rate = rate(flag, value)?,
+        "tbank-error-rate" => c.tbank_error_rate = rate(flag, value)?,
+        "page-size" => c.page_size = number::<usize>(flag, value)?.max(1),
+        "phrases" => c.phrases = number::<usize>(flag, value)?.max(1),
+        _ => return Err(format!("unknown flag --{flag}")),
+    }
+    Ok(())
+}
+
+/// What one pipeline case measured.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub case: Case,
+    /// From spawning `callq run` to its exit.
+    pub wall: Duration,
+    /// From spawning `callq run` to the first request seen by the fake gateway (sampled
+    /// every 20 ms): start-up, migrations, checklist, login, first page, first transcript.
+    pub first_llm: Option<Duration>,
+    pub peak_rss_kb: Option<u64>,
+    pub llm_requests: usize,
+    pub in_flight_max: usize,
+    pub served_429: usize,
+    pub served_500: usize,
+    pub transcript_requests: usize,
+    pub listing_requests: usize,
+    pub prompt_chars: usize,
+    pub shared_prefix_chars: usize,
+    /// Rows in `calls` afterwards; every call of the day should have one.
+    pub rows: i64,
+    pub failures: i64,
+    /// `None`: killed by a signal or by the benchmark's timeout.
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Row {
+    pub fn wall_s(&self) -> f64 {
+        self.wall.as_secs_f64()
+    }
+
+    /// bound / wall, in %.
+    pub fn efficiency_pct(&self) -> f64 {
+        100.0 * self.case.bound().as_secs_f64() / self.wall_s().max(1e-9)
+    }
+
+    /// Share of the prompt characters that repeat the previous prompt's beginning, in %.
+    pub fn shared_prefix_pct(&self) -> f64 {
+        if self.prompt_chars == 0 {
+            0.0
+        } else {
+            100.0 * self.shared_prefix_chars as f64 / self.prompt_chars as f64
+        }
+    }
+
+    /// Rows in `calls` per second of wall time.
+    pub fn saved_per_s(&self) -> f64 {
+        self.rows as f64 / self.wall_s().max(1e-9)
+    }
+
+    /// What is wrong with the result, if anything: the benchmark is not a test, but a wrong
+    /// result must be visible next to its numbers.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.timed_out {
+            p.push("timed out".to_string());
+        }
+        if self.exit_code != Some(0) {
+            p.push(format!(
+                "exit {}",
+                self.exit_code.map_or("-".to_string(), |c| c.to_string())
+            ));
+        }
+        if self.rows != self.case.calls as i64 {
+            p.push(format!("calls rows {} ≠ N {}", self.rows, self.case.calls));
+        }
+        if self.failures > 0 {
+            p.push(format!("{} failed", self.failures));
+        }
+        p
+    }
+}
+
+/// The release binary `cargo build --release -p callq` makes, beside this benchmark's own
+/// executable (so a `CARGO_TARGET_DIR` is followed) or under the package's `target/`.
+pub fn release_binary() -> Result<PathBuf, String> {
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(profile_dir) = exe.parent().and_then(Path::parent)
+        && profile_dir.file_name().is_some_and(|n| n == "release")
+    {
+        candidates.push(profile_dir.join("callq"));
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/callq"));
+    candidates.dedup();
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        format!(
+            "the release binary is not built (looked at {}); run ./scripts/bench, which builds it, \
+             or `cargo build --release -p callq` first",
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+}
+
+/// Peak resident set size (`VmHWM`) of a running process, in kB.
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Runs one case: fresh database and fakes, `callq run` as a child process, counters and
+/// database checked afterwards. The database is dropped when this returns.
+pub async fn run_case(case: &Case, binary: &Path) -> Row {
+    let day = common::day();
+    let world = common::World {
+        calls: dialogue::calls(day, case.calls, case.phrases),
+        tbank: TbankConfig {
+            page_size: case.page_size,
+            transcript_latency: Duration::from_millis(case.transcript_latency_ms),
+            faults: TbankFaults {
+                error_rate: case.tbank_error_rate,
+                ..TbankFaults::default()
+            },
+            seed: 7,
+            ..TbankConfig::default()
+        },
+        llm: LlmConfig {
+            latency: Duration::from_millis(case.llm_latency_ms),
+            max_concurrency: case.gateway_limit,
+            retry_after_s: 1.0,
+            error_rate: case.llm_error_rate,
+            record_prompts: false,
+            seed: 7,
+            ..LlmConfig::default()
+        },
+        checklist_rows: scenario::sample_checklist_rows(),
+        operators: scenario::sample_operators()
+            .into_iter()
+            .map(|(id, _, name)| (id as i32, name, common::DEPARTMENT))
+            .collect(),
+        // Later lines win over the harness's own values.
+        env_extra: format!(
+            "LLM_CONCURRENCY={}\nTBANK_CONCURRENCY={TBANK_CONCURRENCY}\nRETRY_BASE_DELAY_MS=200\n\
+             LOGGING_ON_FILE=False\nLOGGING_LEVEL=WARNING\n",
+            case.concurrency
+        ),
+    };
+    let h = common::Harness::start(world).await;
+
+    let mut cmd = tokio::process::Command::new(binary);
+    cmd.arg("run")
+        .arg("--date")
+        .arg(day.to_string())
+        .arg("--env-file")
+        .arg(&h.env_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // The env file alone configures the run: the real environment would override it.
+    for var in callq::config::KNOWN_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env_remove("RUST_LOG");
+
+    let timeout = Duration::from_secs(300) + case.bound() * 5;
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+    let pid = child.id().expect("a just-started child has a pid");
+    let stdout = read_all(child.stdout.take());
+    let stderr = read_all(child.stderr.take());
+    let mut peak_rss_kb = None;
+    let mut first_llm = None;
+    let mut timed_out = false;
+    let status = {
+        let wait = child.wait();
+        tokio::pin!(wait);
+        loop {
+            if let Some(kb) = vm_hwm_kb(pid) {
+                peak_rss_kb = Some(peak_rss_kb.unwrap_or(0).max(kb));
+            }
+            if first_llm.is_none() && h.llm.requests() > 0 {
+                first_llm = Some(started.elapsed());
+            }
+            if started.elapsed() > timeout {
+                timed_out = true;
+                break None;
+            }
+            tokio::select! {
+                status = &mut wait => break Some(status),
+                _ = tokio::time::sleep(SAMPLE_EVERY) => {}
+            }
+        }
+    };
+    let wall = started.elapsed();
+    let exit_code = match status {
+        Some(status) => status.expect("wait for callq run").code(),
+        None => {
+            let _ = child.kill().await;
+            None
+        }
+    };
+    let stdout = stdout.await.unwrap_or_default();
+    let stderr = stderr.await.unwrap_or_default();
+    let rows = h.count("SELECT count(*) FROM calls").await;
+    let failures = h.count("SELECT count(*) FROM call_failures").await;
+    Row {
+        case: case.clone(),
+        wall,
+        first_llm,
+        peak_rss_kb,
+        llm_requests: h.llm.requests(),
+        in_flight_max: h.llm.in_flight_max(),
+        served_429: h.llm.served_429(),
+        served_500: h.llm.served_500(),
+        transcript_requests: h.tbank.transcript_requests(),
+        listing_requests: h.tbank.listing_requests(),
+        prompt_chars: h.llm.prompt_chars(),
+        shared_prefix_chars: h.llm.shared_prefix_chars(),
+        rows,
+        failures,
+        exit_code,
+        timed_out,
+        stdout,
+        stderr,
+    }
+}
+
+fn read_all<R>(pipe: Option<R>) -> tokio::task::JoinHandle<String>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf).await;
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Measures the save path alone (see `save_only`).
+pub async fn run_save_only(calls: usize) -> SaveRow {
+    save_only::run(calls).await
+}
+
+/// Machine, PostgreSQL and build, for pasting results next to their context.
+pub async fn header(command: &str, binary: Option<&Path>) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or("unknown".to_string(), |kb| {
+            format!("{:.1} GiB", kb / 1024.0 / 1024.0)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let mut out = String::new();
+    let _ = writeln!(out, "callq pipeline benchmark");
+    let _ = writeln!(out, "command:    {command}");
+    let _ = writeln!(
+        out,
+        "machine:    {threads} CPUs (nproc), {model}, {mem_gib} RAM, Linux {kernel}"
+    );
+    let _ = writeln!(out, "postgresql: {}", postgres_info().await);
+    let _ = writeln!(
+        out,
+        "callq:      {} ({})",
+        binary.map_or("-".to_string(), |b| b.display().to_string()),
+        git_revision()
+    );
+    out
+}
+
+async fn postgres_info() -> String {
+    let Ok(url) = std::env::var("DATABASE_URL") else {
+        return "DATABASE_URL not set".into();
+    };
+    let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
+        return "unreachable".into();
+    };
+    tokio::spawn(conn);
+    let mut parts = Vec::new();
+    for q in [
+        "SELECT current_setting('server_version')",
+        "SELECT 'fsync=' || current_setting('fsync')",
+        "SELECT 'synchronous_commit=' || current_setting('synchronous_commit')",
+    ] {
+        if let Ok(row) = client.query_one(q, &[]).await {
+            parts.push(row.get::<_, String>(0));
+        }
+    }
+    parts.join(", ")
+}
+
+fn git_revision() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(rev) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            format!(
+                "git {rev}{}",
+                if dirty { " + uncommitted changes" } else { "" }
+            )
+        }
+        None => "git revision unknown".into(),
+    }
+}
+
+/// How to read the table.
+pub const LEGEND: &str = "\
+N calls in the day; C = LLM_CONCURRENCY; G = the fake gateway's concurrency limit (429 with
+Retry-After: 1 above it). LLM = fake model latency per request. bound = N·LLM/min(C,G): the LLM
+work alone, the fastest any run could be. 1st LLM = time from starting `callq run` to the first
+request at the gateway (start-up, migrations, checklist, T-Bank login, first page, first
+transcript; sampled every 20 ms); bound+1st is an honest floor for the whole run. eff =
+bound / wall. RSS = peak resident memory (VmHWM) of the callq process. req = requests the
+gateway received (retries included); max = most in flight at once; 429 = concurrency refusals;
+kchars = prompt characters that reached the model, in thousands; shared = share of them equal
+to the previous prompt's beginning (what a prefix cache could reuse). rows = rows in `calls`
+afterwards (must be N); saved/s = rows / wall. PostgreSQL and the fakes share this machine
+with callq.";
+
+pub fn table_header() -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| case | N | C | G | LLM ms | wall s | bound s | 1st LLM s | bound+1st s | eff % | RSS MB | req | max | 429 | kchars | shared % | rows | saved/s | exit | check |"
+    );
+    let _ = write!(
+        s,
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+    );
+    s
+}
+
+pub fn table_row(r: &Row) -> String {
+    let c = &r.case;
+    let bound = c.bound().as_secs_f64();
+    let first = r.first_llm.map(|d| d.as_secs_f64());
+    let problems = r.problems();
+    format!(
+        "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.1} | {} | {:.0} | {} | {} |",
+        c.name,
+        c.calls,
+        c.concurrency,
+        c.gateway_limit.map_or("-".to_string(), |g| g.to_string()),
+        c.llm_latency_ms,
+        r.wall_s(),
+        bound,
+        first.map_or("-".to_string(), |f| format!("{f:.2}")),
+        first.map_or("-".to_string(), |f| format!("{:.2}", bound + f)),
+        r.efficiency_pct(),
+        r.peak_rss_kb
+            .map_or("-".to_string(), |kb| format!("{:.1}", kb as f64 / 1024.0)),
+        r.llm_requests,
+        r.in_flight_max,
+        r.served_429,
+        (r.prompt_chars as f64 / 1000.0).round(),
+        r.shared_prefix_pct(),
+        r.rows,
+        r.saved_per_s(),
+        r.exit_code.map_or("-".to_string(), |c| c.to_string()),
+        if problems.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("**WRONG: {}**", problems.join("; "))
+        },
+    )
+}
+
+/// The case's other parameters, one line, printed under the table.
+pub fn case_details(c: &Case) -> String {
+    format!(
+        "{}: transcripts {} ms, {} phrases, page size {}, TBANK_CONCURRENCY {TBANK_CONCURRENCY}, \
+         LLM errors {:.1}%, T-Bank errors {:.1}%",
+        c.name,
+        c.transcript_latency_ms,
+        c.phrases,
+        c.page_size,
+        100.0 * c.llm_error_rate,
+        100.0 * c.tbank_error_rate
+    )
+}
+
+pub fn save_line(s: &SaveRow) -> String {
+    let mut line = format!(
+        "save-only: {} calls ({} evaluations, {} recommendations, an agreement, a decline reason, a {:.1} KB \
+         transcript each), {} concurrent tasks: {:.2} s, {:.0} scored calls/s (target ≥ 2000)",
+        s.calls,
+        save_only::analysis().evaluations.len(),
+        save_only::analysis().recommendations.len(),
+        s.transcript_bytes as f64 / 1024.0,
+        s.tasks,
+        s.seconds,
+        s.per_second
+    );
+    if s.rows != s.calls as i64 || s.errors > 0 {
+        let _ = write!(
+            line,
+            " — **WRONG: {} rows in calls, {} errors{}**",
+            s.rows,
+            s.errors,
+            s.first_error
+                .as_deref()
+                .map_or(String::new(), |e| format!(", first: {e}"))
+        );
+    }
+    line
+}
+
+/// The last `n` lines of a child's output, for a wrong result's diagnosis.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
