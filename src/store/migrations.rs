@@ -15,6 +15,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_unknown_operators",
         include_str!("../../db/migrations/0002_unknown_operators.sql"),
     ),
+    (
+        3,
+        "0003_bi_views",
+        include_str!("../../db/migrations/0003_bi_views.sql"),
+    ),
 ];
 
 /// An arbitrary constant: the advisory lock key that serialises concurrent migrations.
