@@ -14,6 +14,19 @@ pub struct Criterion {
     pub conditions: String,
 }
 
+impl Criterion {
+    /// A criterion without comment or conditions (tests and examples).
+    pub fn new(category: &str, indicator: &str, max_score: f64) -> Criterion {
+        Criterion {
+            category: category.into(),
+            indicator: indicator.into(),
+            comment: String::new(),
+            max_score,
+            conditions: String::new(),
+        }
+    }
+}
+
 /// A department's checklist plus the free-form extra instructions for the model.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Checklist {
@@ -219,13 +232,7 @@ mod tests {
     use super::*;
 
     fn crit(cat: &str, name: &str, max: f64) -> Criterion {
-        Criterion {
-            category: cat.into(),
-            indicator: name.into(),
-            comment: String::new(),
-            max_score: max,
-            conditions: String::new(),
-        }
+        Criterion::new(cat, name, max)
     }
 
     #[test]

@@ -495,13 +495,7 @@ mod tests {
     use serde_json::json;
 
     fn crit(cat: &str, name: &str, max: f64) -> Criterion {
-        Criterion {
-            category: cat.into(),
-            indicator: name.into(),
-            comment: String::new(),
-            max_score: max,
-            conditions: String::new(),
-        }
+        Criterion::new(cat, name, max)
     }
 
     fn checklist() -> Checklist {

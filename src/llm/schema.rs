@@ -126,13 +126,7 @@ mod tests {
     use super::*;
 
     fn crit(cat: &str, name: &str, max: f64) -> Criterion {
-        Criterion {
-            category: cat.into(),
-            indicator: name.into(),
-            comment: String::new(),
-            max_score: max,
-            conditions: String::new(),
-        }
+        Criterion::new(cat, name, max)
     }
 
     fn checklist() -> Checklist {
