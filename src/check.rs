@@ -5,7 +5,7 @@ use std::fmt::Display;
 
 use crate::config::{ConfigError, Env, RunSettings};
 use crate::exit::ExitCode;
-use crate::llm::{LlmClient, LlmError, Template};
+use crate::llm::{LlmClient, LlmError};
 use crate::operators::Directory;
 use crate::pipeline;
 use crate::store::Store;
@@ -176,12 +176,13 @@ async fn database(r: &mut Report, db: &crate::config::DbSettings, department: Op
 }
 
 fn prompt(r: &mut Report, s: &RunSettings) {
-    let path = s.prompt_file.display();
-    match std::fs::read_to_string(&s.prompt_file).map_err(|e| e.to_string()).and_then(|t| {
-        Template::parse(&t).map_err(|e| e.to_string())
-    }) {
-        Ok(_) => r.ok("prompt template", path),
-        Err(e) => r.bad_input("prompt template", format!("{path}: {e}"), "fix PROMPT_FILE (placeholders: {transcription}, {criteria_list}, {custom_instructions}; {{ }} for braces)"),
+    match pipeline::load_template(&s.prompt_file) {
+        Ok(_) => r.ok("prompt template", s.prompt_file.display()),
+        Err(e) => r.bad_input(
+            "prompt template",
+            e,
+            "fix PROMPT_FILE (placeholders: {transcription}, {criteria_list}, {custom_instructions}; {{ }} for braces)",
+        ),
     }
 }
 

@@ -133,7 +133,23 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
             return ExitCode::from(&e);
         }
     };
-    let days = days_to_run(args, prepared.default_day());
+    let mut days = days_to_run(args, prepared.default_day());
+    // The nightly run (no --date, --from) also revisits recent days whose failed or
+    // untranscribed calls are still waiting; an explicit day is run alone.
+    if args.date.is_none() && args.from.is_none() && !opts.dry_run {
+        match prepared.days_to_retry(days[0]).await {
+            Ok(earlier) if !earlier.is_empty() => {
+                let list: Vec<String> = earlier.iter().map(|d| d.to_string()).collect();
+                tracing::info!(
+                    "also visiting {} for calls that failed or were not transcribed",
+                    list.join(", ")
+                );
+                days.extend(earlier);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not look for earlier days to retry: {e}"),
+        }
+    }
     let mut worst = ExitCode::Ok;
     let mut summaries = Vec::new();
     let mut errors = Vec::new();

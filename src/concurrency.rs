@@ -40,6 +40,8 @@ struct State {
     // The current window.
     window_size: usize,
     window_responses: usize,
+    /// Responses that carried a latency sample (push-backs do not).
+    window_answered: usize,
     window_rtt_sum: Duration,
     window_saturated: bool,
     window_backpressure: bool,
@@ -71,6 +73,7 @@ impl AdaptiveLimiter {
                     slow_start: true,
                     window_size: start,
                     window_responses: 0,
+                    window_answered: 0,
                     window_rtt_sum: Duration::ZERO,
                     window_saturated: false,
                     window_backpressure: false,
@@ -141,7 +144,10 @@ impl State {
     fn observe(&mut self, signal: Signal) {
         self.window_responses += 1;
         match signal {
-            Signal::Answered(rtt) => self.window_rtt_sum += rtt,
+            Signal::Answered(rtt) => {
+                self.window_answered += 1;
+                self.window_rtt_sum += rtt;
+            }
             Signal::Backpressure => {
                 if !self.window_backpressure {
                     // React at once, once per window: later 429s of the same window were
@@ -164,7 +170,7 @@ impl State {
     }
 
     fn end_window(&mut self) {
-        let answered = self.window_responses;
+        let answered = self.window_answered;
         let mean = if answered > 0 {
             self.window_rtt_sum.as_secs_f64() / answered as f64
         } else {
@@ -197,6 +203,7 @@ impl State {
         }
         self.window_size = self.allowed();
         self.window_responses = 0;
+        self.window_answered = 0;
         self.window_rtt_sum = Duration::ZERO;
         self.window_backpressure = false;
         self.window_saturated = self.in_flight >= self.allowed();

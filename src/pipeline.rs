@@ -20,6 +20,11 @@ use crate::store::{CallRecord, Failure, RunFinish, RunStart, Store, StoreError};
 use crate::summary::Summary;
 use crate::tbank::{Group, Page, TbankClient, TbankError};
 
+/// How far back the nightly run looks for days with failed or untranscribed calls.
+pub const RETRY_WINDOW_DAYS: u64 = 14;
+/// Runs after which a call that keeps failing is left to a person (`call_failures`).
+pub const RETRY_MAX_NIGHTS: i32 = 5;
+
 /// Calls saved at once; each save is one short transaction on its own connection.
 const SAVE_CONCURRENCY: usize = 4;
 
@@ -70,18 +75,7 @@ pub struct Prepared {
 /// Loads and checks the template and the checklist, connects to the database, logs in to
 /// T-Bank and finds the group. Input problems come first, so they cost nothing.
 pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepared, RunError> {
-    let template_text = std::fs::read_to_string(&settings.prompt_file).map_err(|e| {
-        RunError::Input(format!(
-            "PROMPT_FILE {}: cannot read: {e}",
-            settings.prompt_file.display()
-        ))
-    })?;
-    let template = Template::parse(&template_text).map_err(|e| {
-        RunError::Input(format!(
-            "PROMPT_FILE {}: {e}",
-            settings.prompt_file.display()
-        ))
-    })?;
+    let template = load_template(&settings.prompt_file)?;
     let checklist = load_checklist(&settings.checklist).await?;
     let prompt = PromptBuilder::new(template, &checklist).layout(settings.prompt_layout);
     let schema = response_schema(&checklist);
@@ -137,6 +131,15 @@ pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepare
     })
 }
 
+/// Reads and checks the department's prompt template (PROMPT_FILE).
+pub fn load_template(path: &std::path::Path) -> Result<Template, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        RunError::Input(format!("PROMPT_FILE {}: cannot read: {e}", path.display()))
+    })?;
+    Template::parse(&text)
+        .map_err(|e| RunError::Input(format!("PROMPT_FILE {}: {e}", path.display())))
+}
+
 pub async fn load_checklist(source: &checklist::Source) -> Result<Checklist, RunError> {
     checklist::load(source).await.map_err(|e: ChecklistError| {
         if e.is_input_error() {
@@ -183,12 +186,20 @@ enum Item {
     },
 }
 
-/// What a fatal error stops the stream with.
-type Fatal = RunError;
-
 impl Prepared {
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Earlier days with calls still waiting (failed, or not transcribed yet) that the
+    /// nightly run should visit again after `day`: at most [`RETRY_WINDOW_DAYS`] back, and
+    /// only calls that have waited fewer than [`RETRY_MAX_NIGHTS`] runs.
+    pub async fn days_to_retry(&self, day: NaiveDate) -> Result<Vec<NaiveDate>, RunError> {
+        let since = day - chrono::Days::new(RETRY_WINDOW_DAYS);
+        Ok(self
+            .store
+            .days_with_waiting_calls(self.settings.department_id, since, day, RETRY_MAX_NIGHTS)
+            .await?)
     }
 
     pub fn default_day(&self) -> NaiveDate {
@@ -302,6 +313,7 @@ impl Prepared {
         let mut unreadable = 0u64;
         let mut deferred = 0u64;
         let mut unknown: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut seen: HashSet<i64> = HashSet::new();
 
         let pages = self.tbank.calls_of_day(self.group.clone(), day, s.timezone);
         let mut outcomes = Box::pin(
@@ -318,17 +330,31 @@ impl Prepared {
                     } else {
                         self.store.existing_calls(&ids).await?.into_iter().collect()
                     };
-                    Ok::<_, Fatal>((page, scored))
+                    Ok::<_, RunError>((page, scored))
                 })
                 .map_ok(|(page, scored)| {
-                    listed += page.calls.len() as u64;
+                    // Page-number paging over a changing list can repeat an item; a call
+                    // gets one outcome however often it is listed.
+                    let listed_now = page.calls.len();
+                    let calls: Vec<Call> = page
+                        .calls
+                        .into_iter()
+                        .filter(|c| seen.insert(c.id))
+                        .collect();
+                    if calls.len() < listed_now {
+                        tracing::warn!(
+                            "T-Bank listed {} call(s) twice; each is handled once",
+                            listed_now - calls.len()
+                        );
+                    }
+                    listed += calls.len() as u64;
                     unreadable += page.broken as u64;
                     progress
                         .lock()
                         .expect("progress")
-                        .listed(page.calls.len() as u64);
-                    let mut items = Vec::with_capacity(page.calls.len());
-                    for call in page.calls {
+                        .listed(calls.len() as u64);
+                    let mut items = Vec::with_capacity(calls.len());
+                    for call in calls {
                         let item = if call.duration_s < min_duration {
                             Item::Done(Outcome::SkippedShort)
                         } else if scored.contains(&call.id) {
@@ -349,12 +375,12 @@ impl Prepared {
                                 }
                             }
                         };
-                        items.push(Ok::<_, Fatal>(item));
+                        items.push(Ok::<_, RunError>(item));
                     }
                     stream::iter(items)
                 })
                 .try_flatten()
-                .map_ok(|item| self.fetch_transcript(item))
+                .map_ok(|item| self.fetch_transcript(item, day, run_id, opts.dry_run))
                 .try_buffer_unordered(s.tbank.concurrency)
                 .map_ok(|item| self.analyze(item))
                 .try_buffer_unordered(s.llm.max_concurrency)
@@ -397,7 +423,13 @@ impl Prepared {
         result
     }
 
-    async fn fetch_transcript(&self, item: Item) -> Result<Item, Fatal> {
+    async fn fetch_transcript(
+        &self,
+        item: Item,
+        day: NaiveDate,
+        run_id: Option<i64>,
+        dry_run: bool,
+    ) -> Result<Item, RunError> {
         let Item::Listed { call, operator_id } = item else {
             return Ok(item);
         };
@@ -407,6 +439,17 @@ impl Prepared {
                     "call {} has no transcript yet; a later run will pick it up",
                     call.id
                 );
+                // Recorded like a failure, so the nightly run comes back to this day.
+                if !dry_run {
+                    self.record_failure(
+                        call.id,
+                        day,
+                        run_id,
+                        "no_transcript",
+                        "not transcribed yet",
+                    )
+                    .await;
+                }
                 Ok(Item::Done(Outcome::NoTranscript))
             }
             Ok(transcript) => Ok(Item::Transcribed {
@@ -424,7 +467,7 @@ impl Prepared {
         }
     }
 
-    async fn analyze(&self, item: Item) -> Result<Item, Fatal> {
+    async fn analyze(&self, item: Item) -> Result<Item, RunError> {
         let Item::Transcribed {
             call,
             operator_id,
@@ -480,7 +523,7 @@ impl Prepared {
         day: NaiveDate,
         run_id: Option<i64>,
         dry_run: bool,
-    ) -> Result<Finished, Fatal> {
+    ) -> Result<Finished, RunError> {
         match item {
             Item::Done(outcome) => Ok(Finished {
                 outcome,
@@ -556,6 +599,11 @@ impl Prepared {
                         spent,
                         failure: None,
                     }),
+                    // Without the database nothing can be saved or even recorded as
+                    // failed: stop the run rather than report failures that were not kept.
+                    Err(e @ (StoreError::Connect { .. } | StoreError::Pool(_))) => Err(
+                        RunError::Unavailable(format!("the database went away: {e}")),
+                    ),
                     Err(e) => {
                         let error = format!("saving failed: {e}");
                         tracing::warn!("call {}: {error}", call.id);

@@ -14,6 +14,9 @@ pub trait Transient {
     fn retry_hint(&self) -> Option<Option<Duration>>;
 }
 
+/// The longest `Retry-After` honoured as asked.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first one included.
@@ -52,14 +55,16 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let max_delay = self.max_delay;
+        // A server's Retry-After is honoured beyond the backoff cap, up to a bound so one
+        // odd header cannot stall a nightly run for hours.
+        let retry_after_cap = self.max_delay.max(RETRY_AFTER_CAP);
         op.retry(self.backoff())
             .sleep(tokio::time::sleep)
             .when(|e: &E| e.retry_hint().is_some())
             // Only stretch a delay the backoff granted: `None` means attempts are used up.
             .adjust(move |e: &E, planned: Option<Duration>| {
                 planned.map(|d| match e.retry_hint() {
-                    Some(Some(asked)) => asked.min(max_delay),
+                    Some(Some(asked)) => asked.min(retry_after_cap),
                     _ => d,
                 })
             })

@@ -38,10 +38,6 @@ impl Summary {
         self.counts.get(&outcome).copied().unwrap_or(0)
     }
 
-    pub fn finished(&self) -> u64 {
-        self.counts.values().sum()
-    }
-
     pub fn add_failure(&mut self, call_id: i64, error: String) {
         self.failures_total += 1;
         if self.failures.len() < LISTED_FAILURES {
@@ -178,7 +174,7 @@ mod tests {
         s.add(Outcome::Failed);
         s.add_failure(42, "LLM kept answering garbage".into());
         s.unknown_operators.insert("Петров Пётр".into(), 3);
-        assert_eq!(s.finished(), 3);
+        assert_eq!(s.counts.values().sum::<u64>(), 3);
         let text = s.to_string();
         assert!(text.contains("scored            2"), "{text}");
         assert!(text.contains("skipped_short     0"), "{text}");

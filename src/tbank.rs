@@ -125,6 +125,10 @@ struct Inner {
 }
 
 const PAGE_SIZE: u32 = 1000;
+const LOGIN_PATHS: [&str; 2] = [
+    "/v2/bff-core-app/auth/session-start",
+    "/rest/auth/session-start",
+];
 
 impl TbankClient {
     pub fn new(settings: TbankSettings) -> Result<Self, TbankError> {
@@ -166,6 +170,21 @@ impl TbankClient {
         if guard.1 != seen_generation {
             return Ok(());
         }
+        // Older TQM installations only know the older path: fall back to it on a 404.
+        let resp = match self.start_session(LOGIN_PATHS[0]).await {
+            Err(TbankError::LoginRefused { status: 404, .. }) => {
+                self.start_session(LOGIN_PATHS[1]).await?
+            }
+            other => other?,
+        };
+        guard.0 = resp.access_token;
+        guard.1 += 1;
+        tracing::info!("T-Bank session started for {}", self.inner.settings.login);
+        Ok(())
+    }
+
+    /// One login at `path`, retrying transient trouble; a refusal is final.
+    async fn start_session(&self, path: &str) -> Result<SessionStart, TbankError> {
         let s = &self.inner.settings;
         let body = serde_json::json!({
             "login": s.login,
@@ -173,9 +192,8 @@ impl TbankClient {
             "authentificationType": s.auth_type,
             "authSystem": s.auth_system,
         });
-        let url = self.url("/v2/bff-core-app/auth/session-start");
-        let resp: SessionStart = s
-            .retry
+        let url = self.url(path);
+        s.retry
             .run("T-Bank login", || async {
                 let r = self
                     .browser_headers(self.inner.http.post(&url))
@@ -204,11 +222,7 @@ impl TbankClient {
                     status: status.as_u16(),
                 })
             })
-            .await?;
-        guard.0 = resp.access_token;
-        guard.1 += 1;
-        tracing::info!("T-Bank session started for {}", s.login);
-        Ok(())
+            .await
     }
 
     fn browser_headers(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -351,7 +365,7 @@ impl TbankClient {
         let mut out = Page::default();
         for item in &resp.items {
             match parse_call(item, tz) {
-                Ok(call) if call.start.date_naive() == day => out.calls.push(call),
+                Ok(call) if on_day(&call, day, tz) => out.calls.push(call),
                 Ok(call) => {
                     tracing::debug!(
                         "call {} starts {} — not on {day}; ignored",
@@ -476,6 +490,11 @@ fn parse_call(v: &Value, tz: Tz) -> Result<Call, String> {
     })
 }
 
+/// The day is the day in CALLS_TIMEZONE, also for times sent with an offset or `Z`.
+fn on_day(call: &Call, day: NaiveDate, tz: Tz) -> bool {
+    call.start.with_timezone(&tz).date_naive() == day
+}
+
 /// Local wall-clock time in `tz` unless the string carries an offset or `Z`.
 fn parse_time(s: &str, tz: Tz) -> Result<DateTime<FixedOffset>, String> {
     let s = s.trim();
@@ -562,6 +581,27 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_call_belongs_to_its_day_in_calls_timezone() {
+        let late = parse_call(
+            &json!({"segmentId": 1, "startDate": "2025-08-07T22:30:00Z", "duration": 60}),
+            moscow(),
+        )
+        .unwrap();
+        let day = |d| NaiveDate::from_ymd_opt(2025, 8, d).unwrap();
+        assert!(
+            on_day(&late, day(8), moscow()),
+            "01:30 on the 8th in Moscow"
+        );
+        assert!(!on_day(&late, day(7), moscow()));
+        let local = parse_call(
+            &json!({"segmentId": 2, "startDate": "2025-08-07T23:59:59", "duration": 60}),
+            moscow(),
+        )
+        .unwrap();
+        assert!(on_day(&local, day(7), moscow()));
     }
 
     #[test]

@@ -378,6 +378,7 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
              LOGGING_ON_FILE=False\nLOGGING_LEVEL=WARNING\n",
             case.concurrency
         ),
+        ..common::World::default()
     };
     let h = common::Harness::start(world).await;
 

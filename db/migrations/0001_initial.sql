@@ -91,7 +91,11 @@ ALTER TABLE calls
     ADD COLUMN IF NOT EXISTS run_id            bigint,
     ADD COLUMN IF NOT EXISTS analyzed_at       timestamptz;
 
--- One transcript per call, so a re-run upserts instead of adding a second one.
+-- One transcript per call, so a re-run upserts instead of adding a second one. A database
+-- of the old tool may hold a call's transcript twice: keep one (the last written) first.
+DELETE FROM call_transcripts a
+    USING call_transcripts b
+    WHERE a.call_id = b.call_id AND a.ctid < b.ctid;
 CREATE UNIQUE INDEX IF NOT EXISTS call_transcripts_call_id_key ON call_transcripts (call_id);
 CREATE INDEX IF NOT EXISTS call_evaluations_call_id_idx ON call_evaluations (call_id);
 CREATE INDEX IF NOT EXISTS call_recommendations_call_id_idx ON call_recommendations (call_id);

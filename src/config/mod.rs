@@ -574,9 +574,15 @@ impl Checker<'_> {
             self.problem("RETRY_MAX_ATTEMPTS", "must be at least 6");
         }
         let base_ms: u64 = self.parsed("RETRY_BASE_DELAY_MS", d.min_delay.as_millis() as u64);
+        if base_ms == 0 {
+            self.problem(
+                "RETRY_BASE_DELAY_MS",
+                "must be at least 1 (retries without a pause hammer a struggling server)",
+            );
+        }
         RetryPolicy {
             max_attempts: attempts.max(6),
-            min_delay: Duration::from_millis(base_ms),
+            min_delay: Duration::from_millis(base_ms.max(1)),
             ..d
         }
     }

@@ -72,10 +72,14 @@ pub enum LlmError {
     /// The settings cannot work (a malformed URL or token); nothing was sent.
     #[error("LLM client: {0}")]
     Setup(String),
-    /// The gateway refused the request itself (bad key, unknown model, bad request):
-    /// every other call would be refused too, so the run stops.
+    /// The gateway refused the key or the model (401, 403, 404, "invalid model"): every
+    /// other call would be refused too, so the run stops.
     #[error("the LLM gateway refused the request (HTTP {status}): {message}")]
     Fatal { status: u16, message: String },
+    /// The gateway refused this call's request (e.g. 400 context too long, 413): this call
+    /// fails and the run goes on.
+    #[error("the LLM gateway refused this call (HTTP {status}): {message}")]
+    Rejected { status: u16, message: String },
     /// Retries ran out on 429/5xx/timeouts; this call fails and the next run retries it.
     #[error("the LLM gateway is unavailable ({attempts} attempts): {last_error}")]
     Unavailable {
@@ -102,7 +106,9 @@ impl LlmError {
     pub fn usage(&self) -> Usage {
         match self {
             LlmError::Unavailable { usage, .. } | LlmError::InvalidContent { usage, .. } => *usage,
-            LlmError::Setup(_) | LlmError::Fatal { .. } => Usage::default(),
+            LlmError::Setup(_) | LlmError::Fatal { .. } | LlmError::Rejected { .. } => {
+                Usage::default()
+            }
         }
     }
 }
@@ -174,10 +180,6 @@ impl LlmClient {
                 limiter: AdaptiveLimiter::new(settings.max_concurrency),
             }),
         })
-    }
-
-    pub fn model(&self) -> &str {
-        &self.inner.model
     }
 
     /// The adaptive concurrency limit now, and the most requests that were in flight.
@@ -602,17 +604,49 @@ impl SendError {
                 last_error: message,
                 usage: Usage::default(),
             },
-            // Without response_format a complaint about it makes no sense: fatal as any 400.
+            // Without response_format a complaint about it makes no sense: as any other 4xx.
             SendError::ResponseFormatRejected { status, message }
-            | SendError::Fatal { status, message } => LlmError::Fatal { status, message },
+            | SendError::Fatal { status, message } => {
+                if refuses_every_call(status, &message) {
+                    LlmError::Fatal { status, message }
+                } else {
+                    LlmError::Rejected { status, message }
+                }
+            }
         }
     }
+}
+
+/// A bad key, a forbidden or unknown model: no call of the run can succeed. Other 4xx
+/// (a transcript too long for the context, a payload too large) concern one call only.
+fn refuses_every_call(status: u16, message: &str) -> bool {
+    let m = message.to_lowercase();
+    matches!(status, 401 | 403 | 404)
+        || (m.contains("model")
+            && ["invalid", "not found", "does not exist", "unknown"]
+                .iter()
+                .any(|w| m.contains(w)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_key_and_model_refusals_stop_the_run() {
+        assert!(refuses_every_call(401, "Authentication Error"));
+        assert!(refuses_every_call(404, "model 'x' not found"));
+        assert!(refuses_every_call(
+            400,
+            "litellm.BadRequestError: Invalid model name passed in model=gpt-x"
+        ));
+        assert!(!refuses_every_call(
+            400,
+            "This model's maximum context length is 128000 tokens"
+        ));
+        assert!(!refuses_every_call(413, "Request Entity Too Large"));
+    }
 
     #[test]
     fn request_body_has_the_contract_shape() {

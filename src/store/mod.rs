@@ -5,9 +5,15 @@ mod migrations;
 mod operators;
 mod save;
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DbSettings;
 
@@ -17,7 +23,9 @@ pub use save::{CallRecord, Failure, RunFinish, RunStart};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database {target} unreachable: {source}")]
+    /// Shows the causes too: tokio-postgres's own message is only the kind of failure
+    /// ("error performing TLS handshake", "db error").
+    #[error("database {target} unreachable: {}", with_causes(.source))]
     Connect {
         target: String,
         source: tokio_postgres::Error,
@@ -39,15 +47,22 @@ pub enum StoreError {
 pub struct Store {
     pool: Pool,
     settings: DbSettings,
+    /// Opens every connection, the pool's and the run lock's.
+    tls: MakeRustlsConnect,
 }
 
 impl Store {
     /// Builds the pool and checks the database answers, so an unreachable database is
     /// reported before anything else is fetched.
+    ///
+    /// TLS follows the URL's `sslmode` as libpq (the old tool's psycopg2) does: `disable`
+    /// plain, `prefer` (the default) TLS when the server offers it and plain otherwise,
+    /// `require` TLS or fail — see [`tls_connector`].
     pub async fn connect(settings: &DbSettings, max_size: usize) -> Result<Store, StoreError> {
+        let tls = tls_connector();
         let manager = Manager::from_config(
             settings.config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -59,6 +74,7 @@ impl Store {
         let store = Store {
             pool,
             settings: settings.clone(),
+            tls,
         };
         let client = store.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(source) => StoreError::Connect {
@@ -148,7 +164,7 @@ impl Store {
         }
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached("SELECT id FROM calls WHERE id = ANY($1)")
+            .prepare_cached("SELECT id::bigint FROM calls WHERE id = ANY($1::bigint[])")
             .await?;
         let rows = client.query(&stmt, &[&ids]).await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -176,7 +192,7 @@ impl Store {
         let (client, connection) = self
             .settings
             .config
-            .connect(NoTls)
+            .connect(self.tls.clone())
             .await
             .map_err(|source| StoreError::Connect {
                 target: self.settings.display.clone(),
@@ -201,6 +217,90 @@ impl Store {
             task.abort();
             Ok(None)
         }
+    }
+}
+
+/// `error` and the errors under it, `: `-separated.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
+/// The TLS side of every database connection. Like libpq's `sslmode=prefer` and `require`
+/// (the only modes tokio-postgres knows), the connection is encrypted but the server's
+/// certificate is not checked against any roots: the servers the old tool reached include
+/// self-signed certificates (Debian's and Ubuntu's packaged PostgreSQL turn TLS on with a
+/// snakeoil certificate) and managed databases signed by the provider's own CA, which
+/// psycopg2 accepted and no OS root store holds. The handshake's signatures are still
+/// verified, and SCRAM channel binding, used when the server offers it, ties the password
+/// exchange to the certificate the client saw.
+fn tls_connector() -> MakeRustlsConnect {
+    crate::tls::install_crypto_provider();
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the provider supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(UncheckedServerCert(provider)))
+        .with_no_client_auth();
+    MakeRustlsConnect::new(config)
+}
+
+/// Accepts any server certificate, as libpq's `sslmode=require` without a root certificate
+/// file does, but still checks that the server holds the certificate's key.
+#[derive(Debug)]
+struct UncheckedServerCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for UncheckedServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

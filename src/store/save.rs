@@ -66,7 +66,9 @@ INSERT INTO calls (id, start_time, finish_time, operator_id, department_id, phon
                    total_score, max_score, performance_percentage, call_direction, duration_s,
                    is_sales_call, model, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
                    checklist_version, prompt_version, run_id, analyzed_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, now())
+VALUES ($1::bigint, $2::timestamp, $3::timestamp, $4::integer, $5::integer, $6::text, $7::float8, $8::float8,
+        $9::integer, $10::text, $11::integer, $12::boolean, $13::text, $14::integer, $15::integer,
+        $16::integer, $17::float8, $18::text, $19::text, $20::bigint, now())
 ON CONFLICT (id) DO UPDATE SET
     start_time = EXCLUDED.start_time, finish_time = EXCLUDED.finish_time,
     operator_id = EXCLUDED.operator_id, department_id = EXCLUDED.department_id,
@@ -79,28 +81,30 @@ ON CONFLICT (id) DO UPDATE SET
     checklist_version = EXCLUDED.checklist_version, prompt_version = EXCLUDED.prompt_version,
     run_id = EXCLUDED.run_id, analyzed_at = now()";
 
+// Every parameter is cast to the type callq sends, so a database created by the old tool
+// with other column types (integer ids, numeric scores, timestamptz) still accepts it.
 // Children are written with one statement per table from arrays, however many rows.
 const INSERT_EVALUATIONS: &str = "
 INSERT INTO call_evaluations (call_id, category, criterion, score, max_score, reason)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[])";
+SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[])";
 const INSERT_RECOMMENDATIONS: &str = "
 INSERT INTO call_recommendations (call_id, category, issue, recommendation, priority)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])";
+SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])";
 const INSERT_AGREEMENTS: &str = "
 INSERT INTO agreements (call_id, amount, agreement)
-SELECT $1, * FROM unnest($2::float8[], $3::text[])";
+SELECT $1::bigint, * FROM unnest($2::float8[], $3::text[])";
 const INSERT_DECLINES: &str = "
 INSERT INTO call_decline_reasons (call_id, reason_type, reason_description, product_category)
-SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[])";
+SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::text[])";
 // One statement for all four child tables and the failure record.
 const DELETE_CHILDREN: &str = "
-WITH e AS (DELETE FROM call_evaluations WHERE call_id = $1),
-     r AS (DELETE FROM call_recommendations WHERE call_id = $1),
-     a AS (DELETE FROM agreements WHERE call_id = $1),
-     f AS (DELETE FROM call_failures WHERE call_id = $1)
-DELETE FROM call_decline_reasons WHERE call_id = $1";
+WITH e AS (DELETE FROM call_evaluations WHERE call_id = $1::bigint),
+     r AS (DELETE FROM call_recommendations WHERE call_id = $1::bigint),
+     a AS (DELETE FROM agreements WHERE call_id = $1::bigint),
+     f AS (DELETE FROM call_failures WHERE call_id = $1::bigint)
+DELETE FROM call_decline_reasons WHERE call_id = $1::bigint";
 const UPSERT_TRANSCRIPT: &str = "
-INSERT INTO call_transcripts (call_id, transcript) VALUES ($1, $2)
+INSERT INTO call_transcripts (call_id, transcript) VALUES ($1::bigint, $2::text)
 ON CONFLICT (call_id) DO UPDATE SET transcript = EXCLUDED.transcript";
 
 fn i32_of(n: u64) -> i32 {
@@ -229,6 +233,29 @@ impl Store {
             )
             .await?;
         Ok(())
+    }
+
+    /// Days in `[since, before)` with calls of the department that failed or were not
+    /// transcribed, have no row in `calls` since, and were tried fewer than `max_attempts` times.
+    pub async fn days_with_waiting_calls(
+        &self,
+        department_id: i32,
+        since: NaiveDate,
+        before: NaiveDate,
+        max_attempts: i32,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT f.call_date FROM call_failures f
+                 WHERE f.department_id = $1 AND f.call_date >= $2 AND f.call_date < $3
+                   AND f.attempts < $4
+                   AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = f.call_id)
+                 ORDER BY 1",
+                &[&department_id, &since, &before, &max_attempts],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub async fn start_run(&self, r: &RunStart<'_>) -> Result<i64, StoreError> {

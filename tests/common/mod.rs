@@ -112,6 +112,8 @@ pub struct World {
     pub operators: Vec<(i32, String, i32)>,
     /// Extra lines appended to the env file.
     pub env_extra: String,
+    /// SQL run on the fresh database before `callq migrate` (an old tool's tables, say).
+    pub db_setup: String,
 }
 
 impl Default for World {
@@ -128,6 +130,7 @@ impl Default for World {
                 (5514, "Сидорова Елена".into(), DEPARTMENT),
             ],
             env_extra: String::new(),
+            db_setup: String::new(),
         }
     }
 }
@@ -195,6 +198,13 @@ impl Harness {
         );
         let env_path = dir.path().join(".env.department1");
         std::fs::write(&env_path, env_text).unwrap();
+        if !world.db_setup.is_empty() {
+            db.client()
+                .await
+                .batch_execute(&world.db_setup)
+                .await
+                .expect("db_setup SQL");
+        }
         let h = Harness {
             db,
             tbank,
