@@ -66,6 +66,12 @@ impl Checklist {
     }
 }
 
+/// A score as people write it: `10`, `2.5` — no trailing `.0`, no float noise from sums.
+pub fn format_score(score: f64) -> String {
+    let rounded = (score * 1000.0).round() / 1000.0;
+    rounded.to_string()
+}
+
 /// Hash of arbitrary text in the same short form as [`Checklist::version`].
 pub fn content_version(text: &str) -> String {
     let mut h = Sha256::new();
@@ -233,6 +239,13 @@ mod tests {
 
     fn crit(cat: &str, name: &str, max: f64) -> Criterion {
         Criterion::new(cat, name, max)
+    }
+
+    #[test]
+    fn scores_print_as_written() {
+        assert_eq!(format_score(10.0), "10");
+        assert_eq!(format_score(2.5), "2.5");
+        assert_eq!(format_score(0.1 + 0.2), "0.3");
     }
 
     #[test]

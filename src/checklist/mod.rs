@@ -10,7 +10,7 @@ pub mod sheets;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::domain::Checklist;
+use crate::domain::{Checklist, format_score};
 use crate::retry::RetryPolicy;
 
 pub use file::load_file;
@@ -150,7 +150,7 @@ pub fn describe(checklist: &Checklist) -> String {
     let width = checklist
         .criteria
         .iter()
-        .map(|c| score_text(c.max_score).chars().count())
+        .map(|c| format_score(c.max_score).chars().count())
         .max()
         .unwrap_or(0);
     for category in checklist.categories() {
@@ -159,7 +159,7 @@ pub fn describe(checklist: &Checklist) -> String {
             let _ = writeln!(
                 out,
                 "  {:>width$}  {}",
-                score_text(c.max_score),
+                format_score(c.max_score),
                 c.indicator
             );
         }
@@ -172,7 +172,7 @@ pub fn describe(checklist: &Checklist) -> String {
         plural(checklist.criteria.len(), "criterion", "criteria"),
         categories,
         plural(categories, "category", "categories"),
-        score_text(checklist.total_max())
+        format_score(checklist.total_max())
     );
     let paragraphs = checklist
         .custom_instructions
@@ -200,25 +200,13 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-/// `10`, `2.5`: no trailing `.0`, no float noise.
-fn score_text(score: f64) -> String {
-    let rounded = (score * 1000.0).round() / 1000.0;
-    rounded.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::Criterion;
 
     fn crit(category: &str, indicator: &str, max_score: f64) -> Criterion {
-        Criterion {
-            category: category.into(),
-            indicator: indicator.into(),
-            comment: String::new(),
-            max_score,
-            conditions: String::new(),
-        }
+        Criterion::new(category, indicator, max_score)
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `{{` and `}}` stand for literal braces, and whatever `str.format` would reject is
 //! rejected here too, at start-up, naming the line and column.
 
-use crate::domain::{Checklist, content_version};
+use crate::domain::{Checklist, content_version, format_score};
 
 /// What a placeholder stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,15 +163,6 @@ impl Template {
     pub fn uses(&self, p: Placeholder) -> bool {
         self.segments.contains(&Segment::Field(p))
     }
-}
-
-/// Formats a max score the way a person reads it in the sheet: `10`, `2.5`.
-///
-/// The old tool printed the sheet cell's text, so a cell written `2,5` reached the
-/// model as `2,5`; callq has only the parsed number and prints it with a dot.
-pub fn format_score(score: f64) -> String {
-    // f64's Display is the shortest form that reads back exactly: 10.0 → "10", 2.5 → "2.5".
-    format!("{score}")
 }
 
 /// The `{criteria_list}` text (CONTRACTS.md §3.1): one block per criterion, sheet order.
