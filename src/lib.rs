@@ -4,7 +4,6 @@
 //! calls and transcripts (T-Bank TQM), one LLM analysis per call (an OpenAI-compatible
 //! gateway), and the results upserted into PostgreSQL. `pipeline` is the run, top to bottom.
 
-pub mod check;
 pub mod checklist;
 pub mod cli;
 pub mod commands;
@@ -16,8 +15,8 @@ pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod operators;
-pub mod operators_import;
 pub mod pipeline;
+pub mod progress;
 pub mod retry;
 pub mod store;
 pub mod summary;

@@ -1,11 +1,10 @@
-//! Logging to the console and to daily-rotating files, plus the progress display: a bar on a
-//! terminal, a periodic log line under cron. Console lines go around the bar, not through it.
+//! Logging to the console and to daily-rotating files. Console lines go around the progress
+//! bar (`progress`), not through it.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -13,12 +12,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LoggingSettings;
-use crate::domain::Outcome;
 
 /// The bar currently drawn, if any, so log lines can be printed above it.
 static ACTIVE_BAR: OnceLock<Mutex<Option<ProgressBar>>> = OnceLock::new();
 
-fn active_bar() -> &'static Mutex<Option<ProgressBar>> {
+pub(crate) fn active_bar() -> &'static Mutex<Option<ProgressBar>> {
     ACTIVE_BAR.get_or_init(|| Mutex::new(None))
 }
 
@@ -142,74 +140,6 @@ impl<'a> MakeWriter<'a> for ConsoleWriter {
     type Writer = LineBuffer;
     fn make_writer(&'a self) -> Self::Writer {
         LineBuffer(Vec::new())
-    }
-}
-
-/// Progress of one run: a bar whose length grows as pages are listed, or a log line every
-/// `LOG_EVERY` when stderr is not a terminal.
-pub struct Progress {
-    bar: Option<ProgressBar>,
-    last_line: Instant,
-    done: u64,
-    listed: u64,
-}
-
-const LOG_EVERY: Duration = Duration::from_secs(15);
-
-impl Progress {
-    pub fn new(day: chrono::NaiveDate, enabled: bool) -> Progress {
-        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{prefix} [{bar:40.cyan/blue}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(day.to_string());
-            *active_bar().lock().expect("bar lock") = Some(bar.clone());
-            bar
-        });
-        Progress {
-            bar,
-            last_line: Instant::now(),
-            done: 0,
-            listed: 0,
-        }
-    }
-
-    pub fn listed(&mut self, n: u64) {
-        self.listed += n;
-        if let Some(bar) = &self.bar {
-            bar.inc_length(n);
-        }
-    }
-
-    pub fn finished(&mut self, outcome: Outcome, scored: u64, failed: u64) {
-        self.done += 1;
-        if let Some(bar) = &self.bar {
-            bar.inc(1);
-            if matches!(outcome, Outcome::Scored | Outcome::Failed) {
-                bar.set_message(format!("scored {scored}, failed {failed}"));
-            }
-        } else if self.last_line.elapsed() >= LOG_EVERY {
-            self.last_line = Instant::now();
-            tracing::info!(
-                "progress: {}/{} calls listed so far done; scored {scored}, failed {failed}",
-                self.done,
-                self.listed
-            );
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-            *active_bar().lock().expect("bar lock") = None;
-        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! database say what was sent and what was stored.
 #![allow(dead_code)]
 
-#[path = "../../tests/common/mod.rs"]
+#[path = "../../tests/it/common/mod.rs"]
 mod common;
 mod dialogue;
 mod save_only;

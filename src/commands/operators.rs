@@ -12,8 +12,9 @@ use crate::cli::{OperatorsImportArgs, OperatorsUnknownArgs};
 use crate::config::{ConfigError, Env};
 use crate::exit::ExitCode;
 use crate::operators::Directory;
-use crate::operators_import::{self, LineError};
-use crate::store::{ImportCounts, Store, StoreError, UnknownOperator};
+use crate::operators::import::{self as operators_import, LineError};
+use crate::operators::{ImportCounts, UnknownOperator};
+use crate::store::{Store, StoreError};
 
 /// Why an import wrote nothing.
 #[derive(Debug, thiserror::Error)]

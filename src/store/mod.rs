@@ -2,7 +2,6 @@
 //! reads the run needs. Saving calls and runs lives in `save`.
 
 mod migrations;
-mod operators;
 mod save;
 
 use std::sync::Arc;
@@ -18,7 +17,6 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::DbSettings;
 
 pub use migrations::MIGRATIONS;
-pub use operators::{ImportCounts, UnknownOperator};
 pub use save::{CallRecord, Failure, RunFinish, RunStart};
 
 #[derive(Debug, thiserror::Error)]

@@ -44,7 +44,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let checklist = checklist();
-    let template = Template::parse(include_str!("../prompts/department1.txt")).unwrap();
+    let template = Template::parse(include_str!("../../prompts/department1.txt")).unwrap();
     Setup {
         prompts: PromptBuilder::new(template, &checklist),
         schema: response_schema(&checklist),

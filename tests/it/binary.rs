@@ -1,12 +1,10 @@
 //! The real `callq` binary as cron runs it: flags, env file, exit codes, what it prints and
 //! what it writes to its log files.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::{Harness, World, day};
+use crate::common::{Harness, World, day};
 
 fn callq() -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_callq"));

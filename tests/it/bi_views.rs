@@ -2,12 +2,10 @@
 //! rows of the old tool written by hand: every number is checked against what the fake
 //! model gives.
 
-mod common;
-
+use crate::common::{Harness, World, call, day};
 use callq::exit::ExitCode;
 use callq_fakes::{FakeCall, expected_score, scenario};
 use chrono::{Days, NaiveDate, NaiveTime};
-use common::{Harness, World, call, day};
 
 const OP1: (i64, &str) = (5512, "Иванова Анна");
 

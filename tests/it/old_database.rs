@@ -1,11 +1,9 @@
 //! Switching from the old tool: `callq migrate` and `callq run` on a database the old tool
 //! created, with its own column types and data, keep that data and work.
 
-mod common;
-
+use crate::common::{Harness, World, day};
 use callq::exit::ExitCode;
 use callq_fakes::scenario;
-use common::{Harness, World, day};
 
 /// Tables as an older tool may have made them: serial/integer ids, numeric scores, no
 /// unique transcript per call, and a call it scored with its transcript stored twice.
@@ -64,7 +62,7 @@ async fn an_old_tools_database_is_migrated_and_scored_into() {
     );
 
     // New rows went into the old column types.
-    let (total, max, pct) = common::expected_totals();
+    let (total, max, pct) = crate::common::expected_totals();
     let row = c
         .query_one(
             "SELECT total_score::float8, max_score::float8, performance_percentage::integer, is_sales_call

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Store, StoreError};
-use crate::operators_import::OperatorRow;
+use super::import::OperatorRow;
+use crate::store::{Store, StoreError};
 
 /// An arbitrary constant: the advisory lock key that serialises concurrent imports.
 const IMPORT_LOCK: i64 = 0x6361_6c6c_715f_6f70;

@@ -1,15 +1,13 @@
 //! `callq run` end to end: fake T-Bank, Google and LLM servers over HTTP, a real PostgreSQL
 //! database per test, exact rows asserted.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::common::{DEPARTMENT, Harness, World, call, day, expected_totals};
 use callq::exit::ExitCode;
 use callq_fakes::{TbankFaults, scenario};
 use chrono::NaiveTime;
-use common::{DEPARTMENT, Harness, World, call, day, expected_totals};
 use serde_json::json;
 
 const OP1: (i64, &str) = (5512, "Иванова Анна");

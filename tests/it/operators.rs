@@ -1,15 +1,13 @@
 //! The operator directory end to end: `callq operators import` against a real database, and
 //! unknown operators recorded by a run and listed by `callq operators unknown`.
 
-mod common;
-
 use std::path::PathBuf;
 
+use crate::common::{DEPARTMENT, Harness, World, call, day};
 use callq::commands::operators::{ImportError, import_file, unknown_report};
 use callq::config::Env;
 use callq::exit::ExitCode;
-use callq::store::ImportCounts;
-use common::{DEPARTMENT, Harness, World, call, day};
+use callq::operators::ImportCounts;
 
 const KNOWN: (i64, &str) = (5512, "Иванова Анна");
 const STRANGER: (i64, &str) = (9001, "Менеджер Смирнов Павел (ООО Ромашка)");

@@ -1,6 +1,7 @@
 //! One function per subcommand: configuration in, exit code out. `main` only parses flags,
 //! sets up logging and calls these; tests call them directly.
 
+pub mod check;
 pub mod completions;
 pub mod operators;
 
@@ -19,7 +20,7 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         Command::Run(args) => run(&args, env).await,
         Command::Migrate(_) => migrate(&env).await,
         Command::Criteria(_) => criteria(&env).await,
-        Command::Check(_) => crate::check::check(&env).await,
+        Command::Check(_) => check::check(&env).await,
         Command::Operators(OperatorsCommand::Import(args)) => operators::import(&args, &env).await,
         Command::Operators(OperatorsCommand::Unknown(args)) => {
             operators::unknown(&args, &env).await

@@ -1,15 +1,13 @@
 //! db/schema.sql, for DBAs who create the database by hand, builds exactly what
 //! `callq migrate` builds, and callq then finds nothing left to migrate.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::TestDb;
 use callq::config::Env;
 use callq::exit::ExitCode;
 use callq::store::MIGRATIONS;
-use common::TestDb;
 
 fn schema_sql() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("db/schema.sql"))

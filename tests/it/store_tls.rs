@@ -3,13 +3,11 @@
 //! connect in plain text and `require` refuses; against a server that offers TLS with a
 //! self-signed certificate, `prefer` and `require` both connect over TLS.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::{TestDb, day};
 use callq::config::parse_database_url;
 use callq::store::{Store, StoreError};
-use common::{TestDb, day};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
