@@ -207,10 +207,12 @@ pub enum Outcome {
     NotSales,
     Scored,
     Failed,
+    /// Another live run was scoring the call (its claim was held): not paid for twice.
+    ClaimedElsewhere,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::SkippedShort,
         Outcome::UnknownOperator,
         Outcome::NoTranscript,
@@ -218,6 +220,7 @@ impl Outcome {
         Outcome::NotSales,
         Outcome::Scored,
         Outcome::Failed,
+        Outcome::ClaimedElsewhere,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -229,6 +232,7 @@ impl Outcome {
             Outcome::NotSales => "not_sales",
             Outcome::Scored => "scored",
             Outcome::Failed => "failed",
+            Outcome::ClaimedElsewhere => "claimed_elsewhere",
         }
     }
 }

@@ -77,12 +77,12 @@ pub fn render(department_id: i32, days: &[Summary], exit: ExitCode, finished_uni
     );
     metric(
         "callq_unknown_operators",
-        "Distinct operator names not in the directory.",
-        vec![(
-            dept.clone(),
-            days.last()
-                .map_or(0.0, |s| s.unknown_operators.len() as f64),
-        )],
+        "Distinct operator names not in the directory, over every day of the run.",
+        vec![(dept.clone(), {
+            let names: std::collections::BTreeSet<&String> =
+                days.iter().flat_map(|s| s.unknown_operators.keys()).collect();
+            names.len() as f64
+        })],
     );
     metric(
         "callq_last_run_exit_code",

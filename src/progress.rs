@@ -50,6 +50,23 @@ impl Progress {
         }
     }
 
+    /// Called every second or so: under cron, a progress line even when no call finishes
+    /// (a stalled run shows as a stalled count, not as silence).
+    pub fn tick(&mut self, scored: u64, failed: u64) {
+        if self.bar.is_none() && self.last_line.elapsed() >= LOG_EVERY {
+            self.log_line(scored, failed);
+        }
+    }
+
+    fn log_line(&mut self, scored: u64, failed: u64) {
+        self.last_line = Instant::now();
+        tracing::info!(
+            "progress: {}/{} calls listed so far done; scored {scored}, failed {failed}",
+            self.done,
+            self.listed
+        );
+    }
+
     pub fn finished(&mut self, outcome: Outcome, scored: u64, failed: u64) {
         self.done += 1;
         if let Some(bar) = &self.bar {
@@ -58,12 +75,7 @@ impl Progress {
                 bar.set_message(format!("scored {scored}, failed {failed}"));
             }
         } else if self.last_line.elapsed() >= LOG_EVERY {
-            self.last_line = Instant::now();
-            tracing::info!(
-                "progress: {}/{} calls listed so far done; scored {scored}, failed {failed}",
-                self.done,
-                self.listed
-            );
+            self.log_line(scored, failed);
         }
     }
 }

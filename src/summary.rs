@@ -27,6 +27,10 @@ pub struct Summary {
     pub failures: Vec<(i64, String)>,
     pub failures_total: u64,
     pub dry_run: bool,
+    /// Admitted calls the day stopped before sending to the LLM; a later run scores them.
+    pub left_for_later: u64,
+    /// Why the nightly run visited this earlier day again, when it did.
+    pub revisit: Option<String>,
 }
 
 impl Summary {
@@ -42,6 +46,17 @@ impl Summary {
         self.failures_total += 1;
         if self.failures.len() < LISTED_FAILURES {
             self.failures.push((call_id, error));
+        }
+    }
+
+    /// Counts one call's end: its outcome, what it spent, its failure.
+    pub(crate) fn record(&mut self, f: &crate::run::Finished) {
+        self.add(f.outcome);
+        self.llm_requests += f.spent.llm_requests;
+        self.usage += f.spent.usage;
+        self.add_cost(f.spent.cost_usd);
+        if let Some((id, error)) = &f.failure {
+            self.add_failure(*id, error.clone());
         }
     }
 
@@ -70,6 +85,8 @@ impl Summary {
         serde_json::json!({
             "day": self.day.map(|d| d.to_string()),
             "dry_run": self.dry_run,
+            "revisited_because": self.revisit,
+            "left_for_later": self.left_for_later,
             "calls_listed": self.calls_listed,
             "outcomes": outcomes,
             "items_unreadable": self.items_unreadable,
@@ -101,6 +118,16 @@ impl fmt::Display for Summary {
             self.calls_listed,
             self.wall.as_secs_f64()
         )?;
+        if let Some(why) = &self.revisit {
+            writeln!(f, "  revisited because {why}")?;
+        }
+        if self.left_for_later > 0 {
+            writeln!(
+                f,
+                "  {} admitted call(s) not sent to the LLM before the run stopped; a later run scores them",
+                self.left_for_later
+            )?;
+        }
         for o in Outcome::ALL {
             writeln!(f, "  {:<17} {}", o.as_str(), self.count(o))?;
         }

@@ -77,6 +77,17 @@ impl TbankError {
     }
 }
 
+impl crate::error::Severe for TbankError {
+    fn severity(&self) -> crate::error::Severity {
+        use crate::error::Severity;
+        match self {
+            TbankError::GroupNotFound { .. } => Severity::Input,
+            e if e.is_fatal() => Severity::Unavailable,
+            _ => Severity::Call,
+        }
+    }
+}
+
 impl Transient for TbankError {
     fn retry_hint(&self) -> Option<Option<Duration>> {
         match self {

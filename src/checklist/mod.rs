@@ -87,6 +87,16 @@ impl ChecklistError {
     }
 }
 
+impl crate::error::Severe for ChecklistError {
+    fn severity(&self) -> crate::error::Severity {
+        if self.is_input_error() {
+            crate::error::Severity::Input
+        } else {
+            crate::error::Severity::Unavailable
+        }
+    }
+}
+
 fn layout_report(problems: &[LayoutProblem]) -> String {
     let mut out = match problems.len() {
         1 => "the checklist breaks the layout (1 problem):".to_string(),

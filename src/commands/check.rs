@@ -7,7 +7,8 @@ use crate::config::{ConfigError, Env, RunSettings};
 use crate::exit::ExitCode;
 use crate::llm::{LlmClient, LlmError};
 use crate::operators::Directory;
-use crate::pipeline;
+use crate::error::{Severe, Severity};
+use crate::run as pipeline;
 use crate::store::Store;
 use crate::tbank::TbankClient;
 
@@ -82,7 +83,7 @@ pub async fn check(env: &Env) -> ExitCode {
                     list.version()
                 ),
             ),
-            Err(e @ pipeline::RunError::Input(_)) => r.bad_input(
+            Err(e) if e.severity() == Severity::Input => r.bad_input(
                 "checklist",
                 e,
                 "correct the sheet (or CRITERIA_FILE) where the message points",

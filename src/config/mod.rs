@@ -58,6 +58,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "PROMPT_LAYOUT",
     "METRICS_TEXTFILE",
     "PUSHGATEWAY_URL",
+    "DB_TIMEOUT_S",
+    "SHUTDOWN_GRACE_S",
 ];
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.
@@ -69,6 +71,9 @@ pub const IGNORED_OLD_VARS: &[&str] = &[
     "LOGGING_FORMAT",
     "LOGGING_TABLE",
 ];
+
+pub const DEFAULT_DB_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub const DEFAULT_TBANK_BASE_URL: &str = "https://tqm-cloud.tbank.ru";
 pub const DEFAULT_SHEETS_BASE_URL: &str = "https://sheets.googleapis.com/";
@@ -266,6 +271,24 @@ impl Env {
     }
 
     /// Everything `callq run` needs.
+    /// Where metrics go, read without failing: a run that stops on bad configuration
+    /// still publishes its exit code where it can.
+    pub fn metrics_best_effort(&self) -> MetricsSettings {
+        let mut c = self.checker();
+        MetricsSettings {
+            textfile: c.optional("METRICS_TEXTFILE").map(PathBuf::from),
+            pushgateway: match c.optional("PUSHGATEWAY_URL") {
+                Some(_) => c.base_url("PUSHGATEWAY_URL", ""),
+                None => None,
+            },
+        }
+    }
+
+    /// The department, when it is set and valid.
+    pub fn department_best_effort(&self) -> Option<i32> {
+        self.checker().department()
+    }
+
     pub fn run(&self) -> Result<RunSettings, ConfigError> {
         let mut c = self.checker();
         let db = c.database();
@@ -294,6 +317,7 @@ impl Env {
                 None => None,
             },
         };
+        let shutdown_grace = Duration::from_secs(c.parsed("SHUTDOWN_GRACE_S", 30u64));
         c.finish()?;
         Ok(RunSettings {
             db: db.expect("checked"),
@@ -307,6 +331,7 @@ impl Env {
             min_call_duration_s,
             prompt_layout,
             metrics,
+            shutdown_grace,
         })
     }
 }
@@ -344,6 +369,13 @@ pub struct DbSettings {
     pub config: tokio_postgres::Config,
     /// The URL with its password replaced, safe to log.
     pub display: String,
+    /// Opening a connection, the startup and login included (`connect_timeout` in the
+    /// URL; tokio-postgres itself bounds only the TCP connect with it).
+    pub connect_timeout: Duration,
+    /// The longest one of callq's own database operations may take, waiting for a pooled
+    /// connection included (DB_TIMEOUT_S): a database that stops answering ends the run
+    /// instead of hanging it.
+    pub op_timeout: Duration,
 }
 
 impl fmt::Debug for DbSettings {
@@ -365,6 +397,8 @@ pub struct RunSettings {
     pub min_call_duration_s: u32,
     pub prompt_layout: PromptLayout,
     pub metrics: MetricsSettings,
+    /// After SIGTERM/SIGINT, how long calls in flight may take to finish and save.
+    pub shutdown_grace: Duration,
 }
 
 struct Checker<'a> {
@@ -483,8 +517,15 @@ impl Checker<'_> {
 
     fn database(&mut self) -> Option<DbSettings> {
         let raw = self.required("DATA_BASE")?;
+        let timeout_s: u64 = self.parsed("DB_TIMEOUT_S", 30);
+        if timeout_s == 0 {
+            self.problem("DB_TIMEOUT_S", "must be at least 1 (seconds)");
+        }
         match parse_database_url(&raw) {
-            Ok(db) => Some(db),
+            Ok(mut db) => {
+                db.op_timeout = Duration::from_secs(timeout_s.max(1));
+                Some(db)
+            }
             Err(e) => {
                 self.problem("DATA_BASE", e);
                 None
@@ -656,7 +697,25 @@ pub fn parse_database_url(raw: &str) -> Result<DbSettings, String> {
         );
     }
     let display = redact_password(&url);
-    Ok(DbSettings { config, display })
+    let mut config = config;
+    let connect_timeout = match config.get_connect_timeout() {
+        Some(t) if !t.is_zero() => *t,
+        _ => DEFAULT_DB_CONNECT_TIMEOUT,
+    };
+    config.connect_timeout(connect_timeout);
+    // Keepalives find a connection whose peer vanished (a restarted server, a NAT or
+    // pooler that dropped it) within about a minute, even while it sits idle.
+    config
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_interval(Duration::from_secs(10))
+        .keepalives_retries(3);
+    Ok(DbSettings {
+        config,
+        display,
+        connect_timeout,
+        op_timeout: DEFAULT_DB_TIMEOUT,
+    })
 }
 
 fn redact_password(url: &str) -> String {

@@ -96,6 +96,16 @@ pub enum LlmError {
     },
 }
 
+impl crate::error::Severe for LlmError {
+    fn severity(&self) -> crate::error::Severity {
+        if self.is_fatal() {
+            crate::error::Severity::Unavailable
+        } else {
+            crate::error::Severity::Call
+        }
+    }
+}
+
 impl LlmError {
     /// Whether the whole run must stop (no other call could succeed either).
     pub fn is_fatal(&self) -> bool {

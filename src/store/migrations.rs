@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_bi_views",
         include_str!("../../db/migrations/0003_bi_views.sql"),
     ),
+    (
+        4,
+        "0004_run_safety",
+        include_str!("../../db/migrations/0004_run_safety.sql"),
+    ),
 ];
 
 /// An arbitrary constant: the advisory lock key that serialises concurrent migrations.

@@ -1,12 +1,14 @@
 //! PostgreSQL: the pool, embedded migrations, the per-(department, day) run lock, and the
 //! reads the run needs. Saving calls and runs lives in `save`.
 
+mod claims;
+mod lock;
 mod migrations;
+mod runs;
 mod save;
 
 use std::sync::Arc;
 
-use chrono::NaiveDate;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -16,7 +18,10 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DbSettings;
 
+pub use claims::Claim;
+pub use lock::DayLock;
 pub use migrations::MIGRATIONS;
+pub use runs::Revisit;
 pub use save::{CallRecord, Failure, RunFinish, RunStart};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,15 +35,59 @@ pub enum StoreError {
     },
     #[error("database pool: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database: {0}")]
+    /// The server's own message, detail and constraint, not just "db error".
+    #[error("database: {}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
-    #[error("migration {name}: {source}")]
+    #[error("migration {name}: {}", describe(.source))]
     Migration {
         name: String,
         source: tokio_postgres::Error,
     },
+    /// The server did not answer in time (DB_TIMEOUT_S, or `connect_timeout` for a new
+    /// connection): it is down, frozen or unreachable.
+    #[error("database {target} did not answer {what} within {} s", .after.as_secs())]
+    Timeout {
+        target: String,
+        what: &'static str,
+        after: std::time::Duration,
+    },
     #[error("the database is not migrated (table {0} is missing); run `callq migrate` first")]
     NotMigrated(String),
+}
+
+impl crate::error::Severe for StoreError {
+    fn severity(&self) -> crate::error::Severity {
+        use crate::error::Severity;
+        match self {
+            StoreError::NotMigrated(_) => Severity::Input,
+            // A statement refused for this call's data fails this call; a closed connection
+            // means the database is gone.
+            StoreError::Query(e) if !e.is_closed() && e.as_db_error().is_some() => Severity::Call,
+            _ => Severity::Unavailable,
+        }
+    }
+}
+
+/// A database error as the server put it: message, detail, hint, constraint; else the
+/// client's error with its causes.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    let Some(db) = e.as_db_error() else {
+        return with_causes(e);
+    };
+    let mut text = format!("{} ({})", db.message(), db.code().code());
+    if let Some(d) = db.detail() {
+        text.push_str(&format!("; detail: {d}"));
+    }
+    if let Some(h) = db.hint() {
+        text.push_str(&format!("; hint: {h}"));
+    }
+    if let Some(c) = db.constraint() {
+        text.push_str(&format!("; constraint: {c}"));
+    }
+    if let Some(t) = db.table() {
+        text.push_str(&format!("; table: {t}"));
+    }
+    text
 }
 
 #[derive(Clone)]
@@ -67,26 +116,69 @@ impl Store {
         );
         let pool = Pool::builder(manager)
             .max_size(max_size.max(2))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(settings.op_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.op_timeout))
             .build()
-            .expect("no runtime-less pool options");
+            .expect("the pool's timeouts have a runtime");
         let store = Store {
             pool,
             settings: settings.clone(),
             tls,
         };
-        let client = store.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(source) => StoreError::Connect {
-                target: settings.display.clone(),
-                source,
-            },
-            other => StoreError::Pool(other),
-        })?;
-        client.simple_query("SELECT 1").await?;
+        let client = store.client().await?;
+        store
+            .timed("a first query", client.simple_query("SELECT 1"))
+            .await?;
         Ok(store)
     }
 
+    /// A pooled connection; a database that cannot give one in time is reported as gone.
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(self.pool.get().await?)
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(source) => StoreError::Connect {
+                target: self.settings.display.clone(),
+                source,
+            },
+            deadpool_postgres::PoolError::Timeout(kind) => StoreError::Timeout {
+                target: self.settings.display.clone(),
+                what: match kind {
+                    deadpool_postgres::TimeoutType::Create => "a new connection",
+                    _ => "a free connection",
+                },
+                after: match kind {
+                    deadpool_postgres::TimeoutType::Create => self.settings.connect_timeout,
+                    _ => self.settings.op_timeout,
+                },
+            },
+            other => StoreError::Pool(other),
+        })
+    }
+
+    /// Bounds one of callq's database operations by DB_TIMEOUT_S. The server's own
+    /// `statement_timeout` cannot help when the server itself stops answering.
+    pub(crate) async fn timed<T, E>(
+        &self,
+        what: &'static str,
+        op: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, StoreError>
+    where
+        StoreError: From<E>,
+    {
+        match tokio::time::timeout(self.settings.op_timeout, op).await {
+            Ok(r) => r.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Timeout {
+                target: self.settings.display.clone(),
+                what,
+                after: self.settings.op_timeout,
+            }),
+        }
+    }
+
+    /// The database as it may be logged: host and name, never the password.
+    pub fn target(&self) -> &str {
+        &self.settings.display
     }
 
     /// Applies the embedded migrations not applied yet; returns their names.
@@ -160,12 +252,15 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("SELECT id::bigint FROM calls WHERE id = ANY($1::bigint[])")
-            .await?;
-        let rows = client.query(&stmt, &[&ids]).await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        self.timed("the stored calls", async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached("SELECT id::bigint FROM calls WHERE id = ANY($1::bigint[])")
+                .await?;
+            let rows = client.query(&stmt, &[&ids]).await?;
+            Ok::<_, StoreError>(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
     }
 
     /// Makes sure the department exists, so calls can reference it.
@@ -179,47 +274,10 @@ impl Store {
             .await?;
         Ok(n == 1)
     }
-
-    /// Takes the advisory lock of (department, day) on a connection of its own, held until
-    /// the guard is dropped; `None` when another run holds it.
-    pub async fn lock_day(
-        &self,
-        department_id: i32,
-        day: NaiveDate,
-    ) -> Result<Option<DayLock>, StoreError> {
-        let (client, connection) = self
-            .settings
-            .config
-            .connect(self.tls.clone())
-            .await
-            .map_err(|source| StoreError::Connect {
-                target: self.settings.display.clone(),
-                source,
-            })?;
-        let task = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        let day_number = day_key(day);
-        let row = client
-            .query_one(
-                "SELECT pg_try_advisory_lock($1, $2)",
-                &[&department_id, &day_number],
-            )
-            .await?;
-        if row.get::<_, bool>(0) {
-            Ok(Some(DayLock {
-                _client: client,
-                task,
-            }))
-        } else {
-            task.abort();
-            Ok(None)
-        }
-    }
 }
 
 /// `error` and the errors under it, `: `-separated.
-fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(e) = cause {
@@ -299,23 +357,5 @@ impl ServerCertVerifier for UncheckedServerCert {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Days since 1970-01-01: the second half of the advisory lock key.
-fn day_key(day: NaiveDate) -> i32 {
-    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
-
-/// Holds a run's (department, day) lock. Dropping it closes the connection, which releases
-/// the lock; a crashed process releases it the same way.
-pub struct DayLock {
-    _client: tokio_postgres::Client,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for DayLock {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

@@ -59,6 +59,9 @@ pub struct RunFinish<'a> {
     pub cost_usd: Option<f64>,
     pub wall_seconds: f64,
     pub unknown_operators: &'a [String],
+    /// Whether the whole day was listed (false when the listing broke off or the run
+    /// stopped before the end).
+    pub listing_complete: bool,
 }
 
 const UPSERT_CALL: &str = "
@@ -118,6 +121,10 @@ impl Store {
     /// waiting for each other's answers: BEGIN, one batch, COMMIT — three round trips
     /// however many child rows a call has. PostgreSQL runs them in the order sent.
     pub async fn save_call(&self, r: &CallRecord<'_>) -> Result<(), StoreError> {
+        self.timed("a call's save", self.write_call(r)).await
+    }
+
+    async fn write_call(&self, r: &CallRecord<'_>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let upsert = client.prepare_cached(UPSERT_CALL).await?;
         let delete = client.prepare_cached(DELETE_CHILDREN).await?;
@@ -209,6 +216,10 @@ impl Store {
     /// Records (or re-records) a call that failed; the next run picks it up again because
     /// it still has no row in `calls`.
     pub async fn record_failure(&self, f: &Failure<'_>) -> Result<(), StoreError> {
+        self.timed("a failure record", self.write_failure(f)).await
+    }
+
+    async fn write_failure(&self, f: &Failure<'_>) -> Result<(), StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
@@ -259,13 +270,17 @@ impl Store {
     }
 
     pub async fn start_run(&self, r: &RunStart<'_>) -> Result<i64, StoreError> {
+        self.timed("the run's start", self.insert_run(r)).await
+    }
+
+    async fn insert_run(&self, r: &RunStart<'_>) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let limit = r.limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX));
         let row = client
             .query_one(
                 "INSERT INTO runs (department_id, call_date, reanalyze, call_limit, model,
-                                   checklist_version, prompt_version)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                                   checklist_version, prompt_version, heartbeat_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, now()) RETURNING id",
                 &[
                     &r.department_id,
                     &r.day,
@@ -281,6 +296,10 @@ impl Store {
     }
 
     pub async fn finish_run(&self, id: i64, f: &RunFinish<'_>) -> Result<(), StoreError> {
+        self.timed("the run's end", self.update_run(id, f)).await
+    }
+
+    async fn update_run(&self, id: i64, f: &RunFinish<'_>) -> Result<(), StoreError> {
         let client = self.client().await?;
         let count = |o: Outcome| {
             i32_of(
@@ -297,7 +316,7 @@ impl Store {
                      no_transcript = $8, already_scored = $9, not_sales = $10, scored = $11, failed = $12,
                      deferred_by_limit = $13, llm_requests = $14, prompt_tokens = $15,
                      completion_tokens = $16, cached_tokens = $17, cost_usd = $18, wall_seconds = $19,
-                     unknown_operators = $20
+                     unknown_operators = $20, listing_complete = $21, claimed_elsewhere = $22
                  WHERE id = $1",
                 &[
                     &id,
@@ -320,6 +339,8 @@ impl Store {
                     &f.cost_usd,
                     &f.wall_seconds,
                     &f.unknown_operators,
+                    &f.listing_complete,
+                    &count(Outcome::ClaimedElsewhere),
                 ],
             )
             .await?;

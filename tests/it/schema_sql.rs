@@ -100,7 +100,7 @@ async fn callq_migrate(db: &TestDb) -> ExitCode {
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join(".env.migrate");
     std::fs::write(&env_file, format!("DATA_BASE={}\n", db.url)).unwrap();
-    callq::commands::migrate(&Env::load_with(&env_file, true, Vec::new())).await
+    callq::commands::migrate::migrate(&Env::load_with(&env_file, true, Vec::new())).await
 }
 
 /// (version, name, applied_at as text) of every recorded migration.

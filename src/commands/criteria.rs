@@ -1,0 +1,24 @@
+//! `callq criteria`: prints the checklist as parsed.
+
+use super::config_failed;
+use crate::checklist;
+use crate::config::Env;
+use crate::exit::ExitCode;
+use crate::run;
+
+pub async fn criteria(env: &Env) -> ExitCode {
+    let source = match env.checklist_source() {
+        Ok(s) => s,
+        Err(e) => return config_failed(e),
+    };
+    match run::load_checklist(&source).await {
+        Ok(list) => {
+            println!("{}", checklist::describe(&list));
+            ExitCode::Ok
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(&e)
+        }
+    }
+}

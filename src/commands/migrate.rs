@@ -1,0 +1,34 @@
+//! `callq migrate`: applies the embedded migrations.
+
+use super::config_failed;
+use crate::config::Env;
+use crate::exit::ExitCode;
+use crate::store::Store;
+
+pub async fn migrate(env: &Env) -> ExitCode {
+    let db = match env.database() {
+        Ok(db) => db,
+        Err(e) => return config_failed(e),
+    };
+    let store = match Store::connect(&db, 2).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::Unavailable;
+        }
+    };
+    match store.migrate().await {
+        Ok(applied) if applied.is_empty() => {
+            tracing::info!("database {} is up to date", db.display);
+            ExitCode::Ok
+        }
+        Ok(applied) => {
+            tracing::info!("applied {} to {}", applied.join(", "), db.display);
+            ExitCode::Ok
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::Unavailable
+        }
+    }
+}

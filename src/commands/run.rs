@@ -1,0 +1,201 @@
+//! `callq run`: one day, a range of days, or the nightly run (its day plus the earlier days
+//! it must visit again). Prints a summary per day, even for a day that stopped early, and
+//! publishes metrics on every exit.
+
+use chrono::NaiveDate;
+
+use super::{config_failed, warn_ignored};
+use crate::cli::RunArgs;
+use crate::config::{Env, MetricsSettings};
+use crate::exit::ExitCode;
+use crate::metrics;
+use crate::run::{self, RunError, RunOptions, Stop};
+use crate::summary::Summary;
+
+pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
+    if let Some(n) = args.days_ago {
+        env.set_flag("CHECK_DAY_AGO", "--days-ago", n);
+    }
+    if let Some(n) = args.concurrency {
+        env.set_flag("LLM_CONCURRENCY", "--concurrency", n);
+    }
+    warn_ignored(&env);
+    let mut report = Report::new(env.metrics_best_effort(), env.department_best_effort());
+    let settings = match env.run() {
+        Ok(s) => s,
+        Err(e) => {
+            let message = e.to_string();
+            let code = config_failed(e);
+            return report.finish(args, code, Some(message)).await;
+        }
+    };
+    if let (Some(from), Some(to)) = (args.from, args.to)
+        && from > to
+    {
+        let message = format!("--from {from} is after --to {to}");
+        tracing::error!("{message}");
+        return report
+            .finish(args, ExitCode::BadInput, Some(message))
+            .await;
+    }
+    let opts = RunOptions {
+        dry_run: args.dry_run,
+        reanalyze: args.reanalyze,
+        limit: args.limit.map(|l| l as usize),
+        show_progress: true,
+        stop: Stop::on_signals(settings.shutdown_grace),
+    };
+    let prepared = match run::prepare(settings, &opts).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e}");
+            let code = ExitCode::of(&e);
+            return report.finish(args, code, Some(e.to_string())).await;
+        }
+    };
+    let mut days: Vec<(NaiveDate, Option<String>)> = days_to_run(args, prepared.default_day())
+        .into_iter()
+        .map(|d| (d, None))
+        .collect();
+    // The nightly run (no --date, --from) also revisits recent days that are not done:
+    // calls still waiting, or a last run that did not finish. An explicit day runs alone.
+    if args.date.is_none() && args.from.is_none() && !opts.dry_run {
+        match prepared.days_to_revisit(days[0].0).await {
+            Ok(earlier) => {
+                for (day, why) in earlier {
+                    tracing::info!("also visiting {day}: {why}");
+                    days.push((day, Some(why.to_string())));
+                }
+            }
+            Err(e) => tracing::warn!("could not look for earlier days to revisit: {e}"),
+        }
+    }
+    for (day, why) in days {
+        if opts.stop.signal().is_some() {
+            break;
+        }
+        let (mut summary, result) = prepared.run_day_summarized(day, &opts).await;
+        summary.revisit = why;
+        let stop_here = match &result {
+            Ok(_) => false,
+            Err(e) => {
+                tracing::error!("day {day}: {e}");
+                !e.other_days_may_work()
+            }
+        };
+        report.day(args, summary, result.err());
+        if stop_here {
+            break;
+        }
+    }
+    let code = report.worst;
+    report.finish(args, code, None).await
+}
+
+/// What the run reports at its end however it ends: the summaries, `--json`, metrics.
+struct Report {
+    metrics: MetricsSettings,
+    department: Option<i32>,
+    worst: ExitCode,
+    summaries: Vec<Summary>,
+    errors: Vec<serde_json::Value>,
+}
+
+impl Report {
+    fn new(metrics: MetricsSettings, department: Option<i32>) -> Report {
+        Report {
+            metrics,
+            department,
+            worst: ExitCode::Ok,
+            summaries: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn day(&mut self, args: &RunArgs, summary: Summary, error: Option<RunError>) {
+        tracing::info!("{}", summary.to_string().trim_end());
+        if !args.json {
+            println!("{summary}");
+        }
+        if summary.failures_total > 0 {
+            self.worst = self.worst.max(ExitCode::SomeFailed);
+        }
+        if let Some(e) = error {
+            self.worst = self.worst.max(ExitCode::of(&e));
+            self.errors.push(serde_json::json!({
+                "day": summary.day.map(|d| d.to_string()),
+                "error": e.to_string(),
+            }));
+        }
+        self.summaries.push(summary);
+    }
+
+    async fn finish(mut self, args: &RunArgs, code: ExitCode, error: Option<String>) -> ExitCode {
+        let code = code.max(self.worst);
+        if let Some(e) = error {
+            self.errors
+                .push(serde_json::json!({"day": null, "error": e}));
+        }
+        if args.json {
+            let days: Vec<serde_json::Value> = self.summaries.iter().map(|s| s.to_json()).collect();
+            let report = serde_json::json!({
+                "department_id": self.department,
+                "exit_code": code.code(),
+                "days": days,
+                "errors": self.errors,
+            });
+            println!("{report}");
+        }
+        if !args.dry_run
+            && let Some(department) = self.department
+        {
+            let text = metrics::render(
+                department,
+                &self.summaries,
+                code,
+                chrono::Utc::now().timestamp(),
+            );
+            metrics::publish(&self.metrics, department, &text).await;
+        }
+        code
+    }
+}
+
+fn days_to_run(args: &RunArgs, default_day: NaiveDate) -> Vec<NaiveDate> {
+    match (args.date, args.from, args.to) {
+        (Some(d), _, _) => vec![d],
+        (None, Some(from), Some(to)) => from.iter_days().take_while(|d| *d <= to).collect(),
+        _ => vec![default_day],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        match Cli::parse_from(argv).command {
+            crate::cli::Command::Run(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_range_runs_each_day_in_order() {
+        let d = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let a = run_args(&["callq", "run", "--from", "2025-07-30", "--to", "2025-08-02"]);
+        let days: Vec<String> = days_to_run(&a, d).iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            days,
+            ["2025-07-30", "2025-07-31", "2025-08-01", "2025-08-02"]
+        );
+        assert_eq!(days_to_run(&run_args(&["callq", "run"]), d), vec![d]);
+        let one = run_args(&["callq", "run", "--date", "2025-08-07"]);
+        assert_eq!(
+            days_to_run(&one, d),
+            vec![NaiveDate::from_ymd_opt(2025, 8, 7).unwrap()]
+        );
+    }
+}

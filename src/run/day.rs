@@ -1,0 +1,393 @@
+//! One day, top to bottom: take the day's lock, list the calls page by page, triage each
+//! page as it arrives (outcomes decided from the listing cost nothing), hand every admitted
+//! call to [`DayRun::process_call`], count what comes back, and record the run's end —
+//! however it ends.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use futures::{StreamExt, stream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::call::{Admitted, Finished};
+use super::{Prepared, RunError, RunOptions, SAVE_CONCURRENCY};
+use crate::domain::{Call, Outcome};
+use crate::progress::Progress;
+use crate::store::{RunFinish, RunStart};
+use crate::summary::Summary;
+use crate::tbank::{Page, TbankError};
+
+/// How often the collector looks up even when no call finishes (progress lines, a frozen
+/// database noticed by the per-operation timeouts).
+const TICK: Duration = Duration::from_secs(1);
+
+/// What the listing decided for one call.
+enum Triaged {
+    Done(Outcome),
+    Admit(Admitted),
+}
+
+/// A day's run: what every call of the day shares.
+pub(super) struct DayRun<'a> {
+    pub(super) prepared: &'a Prepared,
+    pub(super) day: NaiveDate,
+    pub(super) run_id: Option<i64>,
+    pub(super) opts: &'a RunOptions,
+    /// Transcript requests in flight (TBANK_CONCURRENCY); the LLM client has its own
+    /// adaptive limit.
+    pub(super) transcripts: Semaphore,
+    /// Calls waiting for or in an LLM request (LLM_CONCURRENCY). Waiting here rather
+    /// than inside the client lets a stopped run drop the calls not sent yet.
+    pub(super) llm_slots: Semaphore,
+    pub(super) saves: Semaphore,
+    /// Cancelled when the day stops admitting calls (a fatal error, the lock lost, a
+    /// signal): calls not yet sent to the LLM are then left for a later run.
+    pub(super) halt: CancellationToken,
+}
+
+/// Counters of the listing, updated by the triage step.
+#[derive(Default)]
+struct Listing {
+    listed: u64,
+    unreadable: u64,
+    deferred: u64,
+    admitted: usize,
+    unknown: BTreeMap<String, u64>,
+    seen: HashSet<i64>,
+    /// Set when the listing broke off.
+    error: Option<TbankError>,
+    complete: bool,
+}
+
+impl Prepared {
+    /// Runs one day. `Ok` carries the summary whether or not some calls failed; `Err`
+    /// says why the day could not be run to its end (the summary of what was done is
+    /// logged and recorded in `runs` either way).
+    pub async fn run_day(&self, day: NaiveDate, opts: &RunOptions) -> Result<Summary, RunError> {
+        self.run_day_summarized(day, opts).await.1
+    }
+
+    /// Like [`Prepared::run_day`], but the summary of what was done comes back on error
+    /// too, so an interrupted run still prints it.
+    pub async fn run_day_summarized(
+        &self,
+        day: NaiveDate,
+        opts: &RunOptions,
+    ) -> (Summary, Result<Summary, RunError>) {
+        let started = Instant::now();
+        let mut summary = Summary {
+            day: Some(day),
+            dry_run: opts.dry_run,
+            ..Summary::default()
+        };
+        let result = self.run_locked_day(day, opts, &mut summary).await;
+        summary.wall = started.elapsed();
+        let result = result.map(|()| summary.clone());
+        (summary, result)
+    }
+
+    async fn run_locked_day(
+        &self,
+        day: NaiveDate,
+        opts: &RunOptions,
+        summary: &mut Summary,
+    ) -> Result<(), RunError> {
+        let department = self.settings.department_id;
+        let mut lock = if opts.dry_run {
+            None
+        } else {
+            let lock = self
+                .store
+                .lock_day(department, day)
+                .await?
+                .ok_or(RunError::Locked { department, day })?;
+            for id in self.store.abandon_dead_runs(department, day).await? {
+                tracing::warn!("run {id} of {day} stopped without recording its end; marked abandoned");
+            }
+            Some(lock)
+        };
+        let run_id = match opts.dry_run {
+            true => None,
+            false => Some(
+                self.store
+                    .start_run(&RunStart {
+                        department_id: department,
+                        day,
+                        reanalyze: opts.reanalyze,
+                        limit: opts.limit,
+                        model: &self.settings.llm.model,
+                        checklist_version: &self.checklist_version,
+                        prompt_version: &self.prompt_version,
+                    })
+                    .await?,
+            ),
+        };
+        if let Some(lock) = lock.as_mut() {
+            lock.watch(run_id);
+        }
+        tracing::info!(
+            "scoring department {department}, day {day}{}",
+            if opts.dry_run { " (dry run)" } else { "" }
+        );
+
+        // Admission stops on a signal or when the day's lock is lost.
+        let admit = opts.stop.admitting().child_token();
+        let lock_lost = lock.as_ref().map(|l| l.lost());
+        let _lock_watch = lock_lost.clone().map(|lost| {
+            let admit = admit.clone();
+            tokio::spawn(async move {
+                lost.cancelled().await;
+                admit.cancel();
+            })
+        });
+        let run = DayRun {
+            prepared: self,
+            day,
+            run_id,
+            opts,
+            transcripts: Semaphore::new(self.settings.tbank.concurrency),
+            llm_slots: Semaphore::new(self.settings.llm.max_concurrency),
+            saves: Semaphore::new(SAVE_CONCURRENCY),
+            halt: admit.clone(),
+        };
+        let (listing, fatal) = run.stream(&admit, summary).await;
+
+        let (limit, peak) = self.llm.concurrency();
+        tracing::info!(
+            "LLM concurrency: {peak} requests in flight at most, adaptive limit now {limit}"
+        );
+        summary.calls_listed = listing.listed;
+        summary.items_unreadable = listing.unreadable;
+        summary.deferred_by_limit = listing.deferred;
+        summary.unknown_operators = listing.unknown;
+
+        // Why the day stopped, worst first: a fatal error, the listing breaking off, the
+        // lock lost, a signal.
+        let error = if let Some(e) = fatal {
+            Some(e)
+        } else if let Some(source) = listing.error {
+            Some(RunError::Listing { day, source })
+        } else if let Some(reason) = lock.as_ref().and_then(|l| l.lost_reason()) {
+            Some(RunError::LockLost {
+                department,
+                day,
+                reason,
+            })
+        } else {
+            opts.stop.signal().map(RunError::Interrupted)
+        };
+        let complete = listing.complete && error.is_none();
+        if let Some(id) = run_id {
+            let status = match &error {
+                Some(RunError::Interrupted(_)) => "interrupted",
+                Some(_) => "failed",
+                None if summary.count(Outcome::Failed) > 0 => "partial",
+                None => "succeeded",
+            };
+            let error_text = error.as_ref().map(|e| e.to_string());
+            let finish = RunFinish {
+                status,
+                error: error_text.as_deref(),
+                counts: &summary.counts_list(),
+                calls_listed: summary.calls_listed,
+                items_unreadable: summary.items_unreadable,
+                deferred_by_limit: summary.deferred_by_limit,
+                llm_requests: summary.llm_requests,
+                usage: summary.usage,
+                cost_usd: summary.cost_usd,
+                wall_seconds: summary.wall.as_secs_f64(),
+                unknown_operators: &summary.unknown_operator_names(),
+                listing_complete: complete,
+            };
+            if let Err(e) = self.store.finish_run(id, &finish).await {
+                tracing::error!(
+                    "could not record the end of run {id}: {e}; the next run of {day} marks it abandoned"
+                );
+            }
+            // For `callq operators unknown`. A listing that broke off saw only part of the
+            // day, so its counts may only raise the recorded ones.
+            if let Err(e) = self
+                .store
+                .record_unknown_operators(department, day, &summary.unknown_operators, complete)
+                .await
+            {
+                tracing::error!("could not record the unknown operators of {day}: {e}");
+            }
+        }
+        drop(lock);
+        match error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl DayRun<'_> {
+    /// The day's stream: listing → triage → one [`DayRun::process_call`] per admitted call,
+    /// `in_flight` at a time. Stops admitting on `admit`'s cancellation or on the first
+    /// fatal error, and then lets the calls in flight finish (unless told to stop at once).
+    async fn stream(
+        &self,
+        admit: &CancellationToken,
+        summary: &mut Summary,
+    ) -> (Listing, Option<RunError>) {
+        let p = self.prepared;
+        let s = &p.settings;
+        let opts = self.opts;
+        let progress = Mutex::new(Progress::new(self.day, opts.show_progress));
+        let listing = Mutex::new(Listing::default());
+        let in_flight = s.tbank.concurrency + s.llm.max_concurrency + SAVE_CONCURRENCY;
+
+        let pages = p.tbank.calls_of_day(p.group.clone(), self.day, s.timezone);
+        let calls = pages
+            // A listing error ends the listing; the calls admitted so far still finish.
+            .scan((), |_, page| {
+                futures::future::ready(match page {
+                    Ok(page) => Some(Some(page)),
+                    Err(e) => {
+                        listing.lock().expect("listing").error = Some(e);
+                        None
+                    }
+                })
+            })
+            .chain(stream::once(async {
+                let mut l = listing.lock().expect("listing");
+                l.complete = l.error.is_none();
+                None
+            }))
+            .filter_map(futures::future::ready)
+            .then(|page: Page| async {
+                // Stored calls are looked up a page at a time; a failed lookup is fatal.
+                let ids: Vec<i64> = page.calls.iter().map(|c| c.id).collect();
+                let stored = if opts.reanalyze {
+                    Ok(HashSet::new())
+                } else {
+                    p.store
+                        .existing_calls(&ids)
+                        .await
+                        .map(|v| v.into_iter().collect())
+                };
+                (page, stored)
+            })
+            .flat_map(|(page, stored)| {
+                let items: Vec<Result<Triaged, RunError>> = match stored {
+                    Ok(stored) => self
+                        .triage(page, &stored, &listing, &progress)
+                        .into_iter()
+                        .map(Ok)
+                        .collect(),
+                    Err(e) => vec![Err(e.into())],
+                };
+                stream::iter(items)
+            })
+            .take_until(admit.clone().cancelled_owned());
+        let mut outcomes = Box::pin(
+            calls
+                .map(|item| async move {
+                    match item? {
+                        Triaged::Done(outcome) => Ok(Some(Finished::done(outcome))),
+                        Triaged::Admit(call) => self.process_call(call).await,
+                    }
+                })
+                .buffer_unordered(in_flight),
+        );
+
+        let immediate = opts.stop.immediate();
+        let mut fatal: Option<RunError> = None;
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            tokio::select! {
+                biased;
+                _ = immediate.cancelled() => {
+                    tracing::warn!("stopped with calls still in flight; they are retried by the next run");
+                    break;
+                }
+                next = outcomes.next() => match next {
+                    None => break,
+                    Some(Ok(None)) => summary.left_for_later += 1,
+                    Some(Ok(Some(finished))) => {
+                        summary.record(&finished);
+                        progress.lock().expect("progress").finished(
+                            finished.outcome,
+                            summary.count(Outcome::Scored),
+                            summary.count(Outcome::Failed),
+                        );
+                    }
+                    Some(Err(e)) => {
+                        if fatal.is_none() {
+                            tracing::error!("day {}: {e}; admitting no more calls", self.day);
+                            admit.cancel();
+                            fatal = Some(e);
+                        }
+                    }
+                },
+                _ = tick.tick() => progress.lock().expect("progress").tick(
+                    summary.count(Outcome::Scored),
+                    summary.count(Outcome::Failed),
+                ),
+            }
+        }
+        drop(outcomes);
+        let listing = std::mem::take(&mut *listing.lock().expect("listing"));
+        (listing, fatal)
+    }
+
+    /// Decides from the listing what needs no request at all: short calls, stored calls,
+    /// unknown operators, calls beyond `--limit`; the rest are admitted.
+    fn triage(
+        &self,
+        page: Page,
+        stored: &HashSet<i64>,
+        listing: &Mutex<Listing>,
+        progress: &Mutex<Progress>,
+    ) -> Vec<Triaged> {
+        let settings = &self.prepared.settings;
+        let min_duration = i64::from(settings.min_call_duration_s);
+        let mut l = listing.lock().expect("listing");
+        // Page-number paging over a changing list can repeat an item; a call gets one
+        // outcome however often it is listed.
+        let listed_now = page.calls.len();
+        let calls: Vec<Call> = page
+            .calls
+            .into_iter()
+            .filter(|c| l.seen.insert(c.id))
+            .collect();
+        if calls.len() < listed_now {
+            tracing::warn!(
+                "T-Bank listed {} call(s) twice; each is handled once",
+                listed_now - calls.len()
+            );
+        }
+        l.listed += calls.len() as u64;
+        l.unreadable += page.broken as u64;
+        progress.lock().expect("progress").listed(calls.len() as u64);
+        let mut items = Vec::with_capacity(calls.len());
+        for call in calls {
+            let item = if call.duration_s < min_duration {
+                Triaged::Done(Outcome::SkippedShort)
+            } else if stored.contains(&call.id) {
+                Triaged::Done(Outcome::AlreadyScored)
+            } else {
+                match self.prepared.directory.lookup(&call.operator_name) {
+                    None => {
+                        *l.unknown.entry(call.operator_name.clone()).or_default() += 1;
+                        Triaged::Done(Outcome::UnknownOperator)
+                    }
+                    Some(_) if self.opts.limit.is_some_and(|max| l.admitted >= max) => {
+                        l.deferred += 1;
+                        continue;
+                    }
+                    Some(operator_id) => {
+                        l.admitted += 1;
+                        Triaged::Admit(Admitted { call, operator_id })
+                    }
+                }
+            };
+            items.push(item);
+        }
+        items
+    }
+}

@@ -1,0 +1,159 @@
+//! The run, top to bottom: `prepare` checks everything that costs nothing and connects
+//! (this file), `day` runs one day as one stream of listed calls, and `call` is one
+//! admitted call's whole life — transcript, analysis, save — ending in its outcome.
+//! ARCHITECTURE.md has the map.
+
+mod call;
+mod day;
+pub mod stop;
+
+use chrono::NaiveDate;
+
+use crate::checklist;
+use crate::config::RunSettings;
+use crate::domain::Checklist;
+use crate::llm::{LlmClient, PromptBuilder, Template, response_schema};
+use crate::operators::Directory;
+use crate::store::{Revisit, Store};
+use crate::tbank::{Group, TbankClient};
+
+pub(crate) use call::Finished;
+pub use crate::error::RunError;
+pub use stop::Stop;
+
+/// How far back the nightly run looks for days with failed or untranscribed calls.
+pub const RETRY_WINDOW_DAYS: u64 = 14;
+/// Runs after which a call that keeps failing is left to a person (`call_failures`).
+pub const RETRY_MAX_NIGHTS: i32 = 5;
+
+/// Calls saved at once; each save is one short transaction on its own connection.
+const SAVE_CONCURRENCY: usize = 4;
+
+#[derive(Clone, Default)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub reanalyze: bool,
+    pub limit: Option<usize>,
+    pub show_progress: bool,
+    /// SIGTERM/SIGINT (or a test) stopping the run.
+    pub stop: Stop,
+}
+
+/// Everything a day's run needs, prepared and validated once before the first request
+/// that costs anything.
+pub struct Prepared {
+    settings: RunSettings,
+    store: Store,
+    tbank: TbankClient,
+    group: Group,
+    llm: LlmClient,
+    checklist: Checklist,
+    prompt: PromptBuilder,
+    schema: serde_json::Value,
+    checklist_version: String,
+    prompt_version: String,
+    directory: Directory,
+}
+
+/// Loads and checks the template and the checklist, connects to the database, logs in to
+/// T-Bank and finds the group. Input problems come first, so they cost nothing.
+pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepared, RunError> {
+    let template = load_template(&settings.prompt_file)?;
+    let checklist = load_checklist(&settings.checklist).await?;
+    let prompt = PromptBuilder::new(template, &checklist).layout(settings.prompt_layout);
+    let schema = response_schema(&checklist);
+    let checklist_version = checklist.version();
+    let prompt_version = prompt.version();
+    tracing::info!(
+        "checklist {checklist_version}: {} criteria in {} categories, max {}",
+        checklist.criteria.len(),
+        checklist.categories().len(),
+        checklist.total_max()
+    );
+
+    let store = Store::connect(&settings.db, SAVE_CONCURRENCY + 2).await?;
+    if opts.dry_run {
+        store.ensure_migrated().await?;
+    } else {
+        for name in store.migrate().await? {
+            tracing::info!("applied migration {name}");
+        }
+        if store.ensure_department(settings.department_id).await? {
+            tracing::warn!(
+                "department {} was not in `departments`; added it",
+                settings.department_id
+            );
+        }
+    }
+    let directory = Directory::new(store.operators().await?, i64::from(settings.department_id));
+    if directory.is_empty() {
+        tracing::warn!(
+            "the `operators` directory is empty: no call can be scored until it is filled"
+        );
+    }
+
+    let llm = LlmClient::new(settings.llm.clone())?;
+    let tbank = TbankClient::new(settings.tbank.clone())?;
+    tbank.login().await?;
+    let group = tbank.find_group().await?;
+    tracing::info!("T-Bank work group {:?} (id {})", group.name, group.id);
+
+    Ok(Prepared {
+        settings,
+        store,
+        tbank,
+        group,
+        llm,
+        checklist,
+        prompt,
+        schema,
+        checklist_version,
+        prompt_version,
+        directory,
+    })
+}
+
+/// Reads and checks the department's prompt template (PROMPT_FILE).
+pub fn load_template(path: &std::path::Path) -> Result<Template, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::PromptUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Template::parse(&text).map_err(|source| RunError::PromptInvalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub async fn load_checklist(source: &checklist::Source) -> Result<Checklist, RunError> {
+    Ok(checklist::load(source).await?)
+}
+
+impl Prepared {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Earlier days the nightly run visits again after `day`, with why: calls still
+    /// waiting (failed, or not transcribed yet, tried fewer than [`RETRY_MAX_NIGHTS`]
+    /// times), or a last run that did not finish or did not list the whole day. At most
+    /// [`RETRY_WINDOW_DAYS`] back.
+    pub async fn days_to_revisit(
+        &self,
+        day: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Revisit)>, RunError> {
+        let since = day - chrono::Days::new(RETRY_WINDOW_DAYS);
+        Ok(self
+            .store
+            .days_to_revisit(self.settings.department_id, since, day, RETRY_MAX_NIGHTS)
+            .await?)
+    }
+
+    pub fn default_day(&self) -> NaiveDate {
+        let today = chrono::Utc::now()
+            .with_timezone(&self.settings.timezone)
+            .date_naive();
+        today - chrono::Days::new(u64::from(self.settings.check_day_ago))
+    }
+}
+

@@ -1,0 +1,87 @@
+//! Claims: before a call is sent to the LLM, its run claims it in `call_claims`. Only one
+//! run can hold a call's claim, so even when the day lock fails (a dropped connection, two
+//! hosts), no call is paid for by two runs at once. A claim is released when the call
+//! ends; a claim whose run is no longer alive (no heartbeat for [`RUN_STALE_AFTER_S`]
+//! seconds, or finished) may be taken over.
+
+use super::{Store, StoreError};
+
+/// A `running` run whose heartbeat is older than this is dead.
+pub const RUN_STALE_AFTER_S: i32 = 60;
+
+/// What claiming a call found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This run may score the call.
+    Won,
+    /// Another live run is scoring it now.
+    Busy,
+    /// It was saved meanwhile (by a run that listed it earlier and finished it).
+    Stored,
+}
+
+impl Store {
+    /// Claims a call for `run_id`. Unless `rescore`, a call that has a row in `calls` by
+    /// the time the claim is held is reported [`Claim::Stored`] (and released), so a call
+    /// saved by another run after this run listed it is not paid for again.
+    pub async fn claim_call(
+        &self,
+        call_id: i64,
+        run_id: i64,
+        rescore: bool,
+    ) -> Result<Claim, StoreError> {
+        self.timed("a call claim", async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO call_claims AS c (call_id, run_id) VALUES ($1, $2)
+                     ON CONFLICT (call_id) DO UPDATE SET run_id = EXCLUDED.run_id, claimed_at = now()
+                     WHERE c.run_id = EXCLUDED.run_id OR NOT EXISTS (
+                         SELECT 1 FROM runs r
+                         WHERE r.id = c.run_id AND r.status = 'running'
+                           AND r.heartbeat_at > now() - make_interval(secs => $3))
+                     RETURNING call_id",
+                )
+                .await?;
+            let won = !client
+                .query(&stmt, &[&call_id, &run_id, &f64::from(RUN_STALE_AFTER_S)])
+                .await?
+                .is_empty();
+            if !won {
+                return Ok(Claim::Busy);
+            }
+            if !rescore {
+                let stored: bool = client
+                    .query_one("SELECT EXISTS (SELECT 1 FROM calls WHERE id = $1::bigint)", &[&call_id])
+                    .await?
+                    .get(0);
+                if stored {
+                    client
+                        .execute(
+                            "DELETE FROM call_claims WHERE call_id = $1 AND run_id = $2",
+                            &[&call_id, &run_id],
+                        )
+                        .await?;
+                    return Ok(Claim::Stored);
+                }
+            }
+            Ok::<_, StoreError>(Claim::Won)
+        })
+        .await
+    }
+
+    /// Releases a call's claim once the call has ended, saved or failed.
+    pub async fn release_call(&self, call_id: i64, run_id: i64) -> Result<(), StoreError> {
+        self.timed("a claim release", async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "DELETE FROM call_claims WHERE call_id = $1 AND run_id = $2",
+                    &[&call_id, &run_id],
+                )
+                .await?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,163 @@
+//! The per-(department, day) run lock: a PostgreSQL advisory lock held by a connection of
+//! its own, watched for as long as the run lasts. The lock lives exactly as long as that
+//! connection, so a server restart, `idle_session_timeout`, or a pooler or NAT dropping
+//! the idle connection releases it silently; the watcher turns that into a signal the run
+//! obeys (stop admitting calls), and writes the run's heartbeat on the same connection,
+//! which both keeps it from sitting idle and proves it still works.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use tokio_util::sync::CancellationToken;
+
+use super::{Store, StoreError};
+
+/// How often the lock's connection is checked and the run's heartbeat written.
+pub const LOCK_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// The name the lock's connection shows in `pg_stat_activity`.
+pub const LOCK_APPLICATION_NAME: &str = "callq-day-lock";
+
+/// Holds a run's (department, day) lock. Dropping it closes the connection, which releases
+/// the lock; a crashed process releases it the same way.
+pub struct DayLock {
+    client: std::sync::Arc<tokio_postgres::Client>,
+    connection: tokio::task::JoinHandle<()>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
+    lost: CancellationToken,
+    reason: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    check_timeout: Duration,
+}
+
+impl Store {
+    /// Takes the advisory lock of (department, day) on a connection of its own; `None`
+    /// when another run holds it.
+    pub async fn lock_day(
+        &self,
+        department_id: i32,
+        day: NaiveDate,
+    ) -> Result<Option<DayLock>, StoreError> {
+        let mut config = self.settings.config.clone();
+        config.application_name(LOCK_APPLICATION_NAME);
+        let connect = config.connect(self.tls.clone());
+        let (client, connection) = tokio::time::timeout(self.settings.connect_timeout, connect)
+            .await
+            .map_err(|_| StoreError::Timeout {
+                target: self.settings.display.clone(),
+                what: "a new connection",
+                after: self.settings.connect_timeout,
+            })?
+            .map_err(|source| StoreError::Connect {
+                target: self.settings.display.clone(),
+                source,
+            })?;
+        let lost = CancellationToken::new();
+        let reason = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let connection = {
+            let lost = lost.clone();
+            let reason = reason.clone();
+            tokio::spawn(async move {
+                let why = match connection.await {
+                    Ok(()) => "the server closed the lock's connection".to_string(),
+                    Err(e) => format!("the lock's connection failed: {}", super::describe(&e)),
+                };
+                set_lost(&lost, &reason, why);
+            })
+        };
+        let lock = DayLock {
+            client: std::sync::Arc::new(client),
+            connection,
+            watcher: None,
+            lost,
+            reason,
+            check_timeout: self.settings.op_timeout.min(Duration::from_secs(10)),
+        };
+        let got: bool = self
+            .timed(
+                "the day lock",
+                lock.client.query_one(
+                    "SELECT pg_try_advisory_lock($1, $2)",
+                    &[&department_id, &day_key(day)],
+                ),
+            )
+            .await?
+            .get(0);
+        Ok(got.then_some(lock))
+    }
+}
+
+fn set_lost(
+    lost: &CancellationToken,
+    reason: &std::sync::Mutex<Option<String>>,
+    why: String,
+) {
+    let mut r = reason.lock().expect("lock reason");
+    if r.is_none() {
+        *r = Some(why);
+    }
+    lost.cancel();
+}
+
+impl DayLock {
+    /// Starts checking the lock's connection every [`LOCK_CHECK_EVERY`], writing the run's
+    /// heartbeat (`runs.heartbeat_at`) with each check when there is a run row.
+    pub fn watch(&mut self, run_id: Option<i64>) {
+        let client = self.client.clone();
+        let lost = self.lost.clone();
+        let reason = self.reason.clone();
+        let check_timeout = self.check_timeout;
+        self.watcher = Some(tokio::spawn(async move {
+            let mut every = tokio::time::interval(LOCK_CHECK_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = lost.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                let check = async {
+                    match run_id {
+                        Some(id) => client
+                            .execute("UPDATE runs SET heartbeat_at = now() WHERE id = $1", &[&id])
+                            .await
+                            .map(|_| ()),
+                        None => client.simple_query("SELECT 1").await.map(|_| ()),
+                    }
+                };
+                let why = match tokio::time::timeout(check_timeout, check).await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => format!("the lock's connection failed: {}", super::describe(&e)),
+                    Err(_) => format!(
+                        "the lock's connection did not answer within {} s",
+                        check_timeout.as_secs()
+                    ),
+                };
+                set_lost(&lost, &reason, why);
+                return;
+            }
+        }));
+    }
+
+    /// Resolves when the lock is lost.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    /// Why the lock was lost, once it has been.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.reason.lock().expect("lock reason").clone()
+    }
+}
+
+impl Drop for DayLock {
+    fn drop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
+        self.connection.abort();
+    }
+}
+
+/// Days since 1970-01-01: the second half of the advisory lock key.
+fn day_key(day: NaiveDate) -> i32 {
+    (day - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
