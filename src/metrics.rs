@@ -79,8 +79,10 @@ pub fn render(department_id: i32, days: &[Summary], exit: ExitCode, finished_uni
         "callq_unknown_operators",
         "Distinct operator names not in the directory, over every day of the run.",
         vec![(dept.clone(), {
-            let names: std::collections::BTreeSet<&String> =
-                days.iter().flat_map(|s| s.unknown_operators.keys()).collect();
+            let names: std::collections::BTreeSet<&String> = days
+                .iter()
+                .flat_map(|s| s.unknown_operators.keys())
+                .collect();
             names.len() as f64
         })],
     );

@@ -11,12 +11,15 @@
 
 mod server;
 
+pub mod hold;
+
 pub mod google;
 pub mod llm;
 pub mod scenario;
 pub mod tbank;
 
 pub use google::{FakeGoogle, GoogleConfig};
+pub use hold::Hold;
 pub use llm::{FakeLlm, LlmConfig, analysis_for_prompt, expected_score};
 pub use tbank::{FakeCall, FakeTbank, TbankConfig, TbankFaults};
 

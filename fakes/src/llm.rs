@@ -108,6 +108,7 @@ impl FakeLlm {
             previous_prompt: Mutex::new(String::new()),
             invalid_once_seen: Mutex::new(HashSet::new()),
             prompts: Mutex::new(Vec::new()),
+            hold: crate::hold::Hold::default(),
         });
         let router = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
@@ -172,6 +173,11 @@ impl FakeLlm {
         self.state.prompts.lock().clone()
     }
 
+    /// Holds accepted requests (after the key, model and rate checks) until opened.
+    pub fn hold(&self) -> &crate::hold::Hold {
+        &self.state.hold
+    }
+
     /// Changes the model latency for the rest of the run.
     pub fn set_latency(&self, latency: Duration) {
         self.state.latency.set(latency);
@@ -198,6 +204,7 @@ impl FakeLlm {
 struct Llm {
     token: Mutex<String>,
     models: Vec<String>,
+    hold: crate::hold::Hold,
     latency: LatencyKnob,
     max_concurrency: Option<usize>,
     retry_after: HeaderValue,
@@ -360,6 +367,7 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
         return resp;
     }
     st.latency.wait().await;
+    st.hold.pass().await;
     let prompt = messages.join("\n");
     let shared = st.account_prompt(&prompt);
     if st.dice.roll(st.error_rate.get()) {

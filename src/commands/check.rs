@@ -4,10 +4,10 @@
 use std::fmt::Display;
 
 use crate::config::{ConfigError, Env, RunSettings};
+use crate::error::{Severe, Severity};
 use crate::exit::ExitCode;
 use crate::llm::{LlmClient, LlmError};
 use crate::operators::Directory;
-use crate::error::{Severe, Severity};
 use crate::run as pipeline;
 use crate::store::Store;
 use crate::tbank::TbankClient;

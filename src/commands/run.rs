@@ -34,9 +34,7 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
     {
         let message = format!("--from {from} is after --to {to}");
         tracing::error!("{message}");
-        return report
-            .finish(args, ExitCode::BadInput, Some(message))
-            .await;
+        return report.finish(args, ExitCode::BadInput, Some(message)).await;
     }
     let opts = RunOptions {
         dry_run: args.dry_run,

@@ -52,17 +52,42 @@ impl Finished {
 }
 
 impl DayRun<'_> {
-    /// Claim → transcript → analysis → save. `Ok(None)`: the day stopped before the call
-    /// reached the LLM; it is left, untouched, for a later run. `Err` only for what stops
-    /// the whole run.
+    /// Transcript → a slot at the LLM → claim → analysis → save. `Ok(None)`: the day
+    /// stopped before the call reached the LLM; it is left, untouched, for a later run.
+    /// `Err` only for what stops the whole run.
     pub(super) async fn process_call(
         &self,
         admitted: Admitted,
     ) -> Result<Option<Finished>, RunError> {
         let Admitted { call, operator_id } = admitted;
-        let store = &self.prepared.store;
+        let p = self.prepared;
+        let transcript = {
+            let _permit = self.transcripts.acquire().await.expect("never closed");
+            p.tbank.transcript(call.id).await
+        };
+        let transcript = match transcript {
+            Ok(t) if t.is_empty() => return self.not_transcribed(call.id).await.map(Some),
+            Ok(t) => t,
+            Err(e) => {
+                return self
+                    .failed(call.id, "transcript", e, Spent::default())
+                    .await
+                    .map(Some);
+            }
+        };
+        let text = transcript.to_text();
+        let prompt = p.prompt.render(&text);
+
+        let slot = tokio::select! {
+            biased;
+            _ = self.halt.cancelled() => return Ok(None),
+            slot = self.llm_slots.acquire() => slot.expect("never closed"),
+        };
+        // Claimed only now, right before the request, so a stopped run holds claims for
+        // the calls really at the LLM and no others.
         if let Some(run_id) = self.run_id {
-            match store
+            match p
+                .store
                 .claim_call(call.id, run_id, self.opts.reanalyze)
                 .await
             {
@@ -80,45 +105,32 @@ impl DayRun<'_> {
                 }
             }
         }
-        let finished = self.score(&call, operator_id).await;
+        let finished = self
+            .analyze_and_save(&call, operator_id, &prompt, &text, slot)
+            .await;
         if let Some(run_id) = self.run_id
-            && let Err(e) = store.release_call(call.id, run_id).await
+            && let Err(e) = p.store.release_call(call.id, run_id).await
         {
             // A claim left behind is taken over once this run is no longer alive.
             tracing::warn!("call {}: could not release its claim: {e}", call.id);
         }
-        finished
+        finished.map(Some)
     }
 
-    async fn score(&self, call: &Call, operator_id: i64) -> Result<Option<Finished>, RunError> {
+    async fn analyze_and_save(
+        &self,
+        call: &Call,
+        operator_id: i64,
+        prompt: &str,
+        text: &str,
+        slot: tokio::sync::SemaphorePermit<'_>,
+    ) -> Result<Finished, RunError> {
         let p = self.prepared;
-        let transcript = {
-            let _permit = self.transcripts.acquire().await.expect("never closed");
-            p.tbank.transcript(call.id).await
-        };
-        let transcript = match transcript {
-            Ok(t) if t.is_empty() => return self.not_transcribed(call.id).await.map(Some),
-            Ok(t) => t,
-            Err(e) => {
-                return self
-                    .failed(call.id, "transcript", e, Spent::default())
-                    .await
-                    .map(Some);
-            }
-        };
-
-        let text = transcript.to_text();
-        let prompt = p.prompt.render(&text);
-        let slot = tokio::select! {
-            biased;
-            _ = self.halt.cancelled() => return Ok(None),
-            slot = self.llm_slots.acquire() => slot.expect("never closed"),
-        };
-        let analyzed = match p.llm.analyze(&prompt, &p.schema, &p.checklist).await {
+        let analyzed = match p.llm.analyze(prompt, &p.schema, &p.checklist).await {
             Ok(a) => a,
             Err(e) => {
                 let spent = spent_on_failure(&e, p.llm.cost(&e.usage()));
-                return self.failed(call.id, "llm", e, spent).await.map(Some);
+                return self.failed(call.id, "llm", e, spent).await;
             }
         };
         drop(slot);
@@ -142,17 +154,17 @@ impl DayRun<'_> {
             let _permit = self.saves.acquire().await.expect("never closed");
             if let Err(e) = p
                 .store
-                .save_call(&self.record(call, operator_id, &text, &analyzed))
+                .save_call(&self.record(call, operator_id, text, &analyzed))
                 .await
             {
-                return self.failed(call.id, "save", e, spent).await.map(Some);
+                return self.failed(call.id, "save", e, spent).await;
             }
         }
-        Ok(Some(Finished {
+        Ok(Finished {
             outcome,
             spent,
             failure: None,
-        }))
+        })
     }
 
     fn record<'r>(
@@ -225,12 +237,7 @@ impl DayRun<'_> {
 
     /// Records a call's failure. A database that cannot take even that is gone: the run
     /// stops rather than report failures that were not kept.
-    async fn record_failure(
-        &self,
-        call_id: i64,
-        stage: &str,
-        error: &str,
-    ) -> Result<(), RunError> {
+    async fn record_failure(&self, call_id: i64, stage: &str, error: &str) -> Result<(), RunError> {
         if self.opts.dry_run {
             return Ok(());
         }

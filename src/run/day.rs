@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use futures::{StreamExt, stream};
+use futures::{FutureExt, StreamExt, stream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +105,9 @@ impl Prepared {
                 .await?
                 .ok_or(RunError::Locked { department, day })?;
             for id in self.store.abandon_dead_runs(department, day).await? {
-                tracing::warn!("run {id} of {day} stopped without recording its end; marked abandoned");
+                tracing::warn!(
+                    "run {id} of {day} stopped without recording its end; marked abandoned"
+                );
             }
             Some(lock)
         };
@@ -211,7 +213,15 @@ impl Prepared {
             // day, so its counts may only raise the recorded ones.
             if let Err(e) = self
                 .store
-                .record_unknown_operators(department, day, &summary.unknown_operators, complete)
+                .timed(
+                    "the unknown operators",
+                    self.store.record_unknown_operators(
+                        department,
+                        day,
+                        &summary.unknown_operators,
+                        complete,
+                    ),
+                )
                 .await
             {
                 tracing::error!("could not record the unknown operators of {day}: {e}");
@@ -259,19 +269,7 @@ impl DayRun<'_> {
                 None
             }))
             .filter_map(futures::future::ready)
-            .then(|page: Page| async {
-                // Stored calls are looked up a page at a time; a failed lookup is fatal.
-                let ids: Vec<i64> = page.calls.iter().map(|c| c.id).collect();
-                let stored = if opts.reanalyze {
-                    Ok(HashSet::new())
-                } else {
-                    p.store
-                        .existing_calls(&ids)
-                        .await
-                        .map(|v| v.into_iter().collect())
-                };
-                (page, stored)
-            })
+            .then(move |page: Page| stored_of(p, opts.reanalyze, page))
             .flat_map(|(page, stored)| {
                 let items: Vec<Result<Triaged, RunError>> = match stored {
                     Ok(stored) => self
@@ -283,17 +281,14 @@ impl DayRun<'_> {
                 };
                 stream::iter(items)
             })
-            .take_until(admit.clone().cancelled_owned());
-        let mut outcomes = Box::pin(
-            calls
-                .map(|item| async move {
-                    match item? {
-                        Triaged::Done(outcome) => Ok(Some(Finished::done(outcome))),
-                        Triaged::Admit(call) => self.process_call(call).await,
-                    }
-                })
-                .buffer_unordered(in_flight),
-        );
+            .take_until(admit.clone().cancelled_owned())
+            // Boxed: the closures' borrowed types would otherwise leak into the run's
+            // future and keep it from being spawned.
+            .boxed();
+        let mut outcomes = calls
+            .map(move |item| self.handle(item).boxed())
+            .buffer_unordered(in_flight)
+            .boxed();
 
         let immediate = opts.stop.immediate();
         let mut fatal: Option<RunError> = None;
@@ -335,6 +330,13 @@ impl DayRun<'_> {
         (listing, fatal)
     }
 
+    async fn handle(&self, item: Result<Triaged, RunError>) -> Result<Option<Finished>, RunError> {
+        match item? {
+            Triaged::Done(outcome) => Ok(Some(Finished::done(outcome))),
+            Triaged::Admit(call) => self.process_call(call).await,
+        }
+    }
+
     /// Decides from the listing what needs no request at all: short calls, stored calls,
     /// unknown operators, calls beyond `--limit`; the rest are admitted.
     fn triage(
@@ -363,7 +365,10 @@ impl DayRun<'_> {
         }
         l.listed += calls.len() as u64;
         l.unreadable += page.broken as u64;
-        progress.lock().expect("progress").listed(calls.len() as u64);
+        progress
+            .lock()
+            .expect("progress")
+            .listed(calls.len() as u64);
         let mut items = Vec::with_capacity(calls.len());
         for call in calls {
             let item = if call.duration_s < min_duration {
@@ -390,4 +395,22 @@ impl DayRun<'_> {
         }
         items
     }
+}
+
+/// A page with the ids of its calls already stored (none asked for when re-analysing).
+async fn stored_of(
+    p: &Prepared,
+    reanalyze: bool,
+    page: Page,
+) -> (Page, Result<HashSet<i64>, crate::store::StoreError>) {
+    if reanalyze {
+        return (page, Ok(HashSet::new()));
+    }
+    let ids: Vec<i64> = page.calls.iter().map(|c| c.id).collect();
+    let stored = p
+        .store
+        .existing_calls(&ids)
+        .await
+        .map(|v| v.into_iter().collect());
+    (page, stored)
 }

@@ -17,8 +17,8 @@ use crate::operators::Directory;
 use crate::store::{Revisit, Store};
 use crate::tbank::{Group, TbankClient};
 
-pub(crate) use call::Finished;
 pub use crate::error::RunError;
+pub(crate) use call::Finished;
 pub use stop::Stop;
 
 /// How far back the nightly run looks for days with failed or untranscribed calls.
@@ -73,19 +73,32 @@ pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepare
 
     let store = Store::connect(&settings.db, SAVE_CONCURRENCY + 2).await?;
     if opts.dry_run {
-        store.ensure_migrated().await?;
+        store
+            .timed("the tables' check", store.ensure_migrated())
+            .await?;
     } else {
         for name in store.migrate().await? {
             tracing::info!("applied migration {name}");
         }
-        if store.ensure_department(settings.department_id).await? {
+        if store
+            .timed(
+                "the department",
+                store.ensure_department(settings.department_id),
+            )
+            .await?
+        {
             tracing::warn!(
                 "department {} was not in `departments`; added it",
                 settings.department_id
             );
         }
     }
-    let directory = Directory::new(store.operators().await?, i64::from(settings.department_id));
+    let directory = Directory::new(
+        store
+            .timed("the operator directory", store.operators())
+            .await?,
+        i64::from(settings.department_id),
+    );
     if directory.is_empty() {
         tracing::warn!(
             "the `operators` directory is empty: no call can be scored until it is filled"
@@ -156,4 +169,3 @@ impl Prepared {
         today - chrono::Days::new(u64::from(self.settings.check_day_ago))
     }
 }
-

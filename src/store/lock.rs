@@ -86,11 +86,7 @@ impl Store {
     }
 }
 
-fn set_lost(
-    lost: &CancellationToken,
-    reason: &std::sync::Mutex<Option<String>>,
-    why: String,
-) {
+fn set_lost(lost: &CancellationToken, reason: &std::sync::Mutex<Option<String>>, why: String) {
     let mut r = reason.lock().expect("lock reason");
     if r.is_none() {
         *r = Some(why);

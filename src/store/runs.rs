@@ -85,7 +85,12 @@ impl Store {
                             OR (status = 'running' AND (heartbeat_at IS NULL
                                 OR heartbeat_at < now() - make_interval(secs => $4)))
                             OR listing_complete = false",
-                        &[&department_id, &since, &before, &f64::from(RUN_STALE_AFTER_S)],
+                        &[
+                            &department_id,
+                            &since,
+                            &before,
+                            &f64::from(RUN_STALE_AFTER_S),
+                        ],
                     )
                     .await
                     .map_err(StoreError::from)

@@ -18,6 +18,8 @@ use chrono::{NaiveDate, NaiveTime};
 use clap::Parser;
 use tokio_postgres::{Client, NoTls};
 
+pub mod proxy;
+
 pub const SHEET_ID: &str = "1AbCdEf-checklist";
 pub const DEPARTMENT: i32 = 1;
 
@@ -248,6 +250,30 @@ impl Harness {
             .expect("a command that reads configuration");
         let env = Env::load_with(&env_args.path(), true, Vec::new());
         callq::commands::dispatch(cli.command, env).await
+    }
+
+    /// Appends `VAR=value` lines to the env file; a later line wins.
+    pub fn set_env(&self, lines: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.env_path)
+            .unwrap();
+        writeln!(f, "\n{lines}").unwrap();
+    }
+
+    /// This test's database URL with its host and port replaced (a proxy, a dead port).
+    pub fn db_url_via(&self, port: u16, query: &str) -> String {
+        let mut url = url::Url::parse(&self.db.url).unwrap();
+        url.set_port(Some(port)).unwrap();
+        url.set_query(Some(query));
+        url.to_string()
+    }
+
+    /// The test database's `host:port`.
+    pub fn db_addr(&self) -> String {
+        let url = url::Url::parse(&self.db.url).unwrap();
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432))
     }
 
     /// `callq run --date <the test day>` plus `extra`.

@@ -1,0 +1,276 @@
+//! Faults from outside, the way an operations engineer meets them: the day lock's
+//! connection killed mid-run, a database that freezes or never answers, a run that died
+//! without recording its end. Events are ordered with holds on the fake LLM, never sleeps.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callq::exit::ExitCode;
+use callq_fakes::{FakeCall, LlmConfig, scenario};
+
+use crate::common::proxy::{TcpProxy, silent_listener};
+use crate::common::{Harness, World, day};
+
+/// Calls whose transcripts (and so prompts) differ, so a prompt seen twice is a call
+/// paid for twice.
+fn distinct_calls(n: usize) -> Vec<FakeCall> {
+    let mut calls = scenario::sample_calls(day(), n);
+    for c in &mut calls {
+        c.phrases
+            .push((false, format!("Мой номер обращения {}.", c.segment_id)));
+    }
+    calls
+}
+
+async fn wait_until(h: &Harness, sql: &str, what: &str) {
+    // Polls a condition the server decides (a backend gone); bounded, not a timing window.
+    for _ in 0..500 {
+        if h.count(sql).await > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} never happened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_day_lock_stops_the_run_and_no_call_is_paid_twice() {
+    let h = Arc::new(
+        Harness::start(World {
+            calls: distinct_calls(20),
+            llm: LlmConfig {
+                record_prompts: true,
+                ..LlmConfig::default()
+            },
+            ..World::default()
+        })
+        .await,
+    );
+    h.llm.hold().close();
+    let first = tokio::spawn({
+        let h = h.clone();
+        async move { h.run(&[]).await }
+    });
+    h.llm.hold().arrived(1).await;
+    let in_flight_a = h.llm.hold().arrived_now();
+
+    // The lock's backend dies, as on a server restart or an idle-session timeout.
+    let killed = h
+        .count(&format!(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'callq-day-lock' AND datname = '{}') t",
+            h.db.name
+        ))
+        .await;
+    assert_eq!(killed, 1, "one lock connection");
+    wait_until(
+        &h,
+        &format!(
+            "SELECT (count(*) = 0)::int::bigint FROM pg_locks WHERE locktype = 'advisory'
+             AND database = (SELECT oid FROM pg_database WHERE datname = '{}')",
+            h.db.name
+        ),
+        "the lock's release",
+    )
+    .await;
+
+    // A second run of the same day now gets the lock and must not pay for the calls the
+    // first one has at the LLM.
+    let second = tokio::spawn({
+        let h = h.clone();
+        async move { h.run(&[]).await }
+    });
+    h.llm.hold().arrived(in_flight_a + 1).await;
+    h.llm.hold().open();
+    let (a, b) = (first.await.unwrap(), second.await.unwrap());
+    assert_eq!(
+        a,
+        ExitCode::Unavailable,
+        "the run that lost its lock exits 3"
+    );
+    assert_eq!(b, ExitCode::Ok);
+
+    let prompts = h.llm.prompts();
+    let distinct: std::collections::HashSet<&String> = prompts.iter().collect();
+    assert_eq!(
+        prompts.len(),
+        distinct.len(),
+        "a call was sent to the LLM twice"
+    );
+    assert_eq!(h.llm.requests(), 20, "one request per call");
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 20);
+    assert_eq!(h.count("SELECT count(*) FROM call_claims").await, 0);
+    let client = h.db.client().await;
+    let row = client
+        .query_one("SELECT status, error FROM runs ORDER BY id LIMIT 1", &[])
+        .await
+        .unwrap();
+    let (status, error): (String, Option<String>) = (row.get(0), row.get(1));
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("lost the lock"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_that_freezes_mid_run_ends_it_with_exit_3() {
+    let h = Arc::new(
+        Harness::start(World {
+            calls: distinct_calls(8),
+            ..World::default()
+        })
+        .await,
+    );
+    let proxy = TcpProxy::start(h.db_addr()).await;
+    h.set_env(&format!(
+        "DATA_BASE={}\nDB_TIMEOUT_S=2",
+        h.db_url_via(proxy.port, "connect_timeout=2")
+    ));
+    h.llm.hold().close();
+    let run = tokio::spawn({
+        let h = h.clone();
+        async move { h.run(&[]).await }
+    });
+    h.llm.hold().arrived(1).await;
+    proxy.freeze();
+    let frozen_at = Instant::now();
+    h.llm.hold().open();
+    let code = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the run must not hang on a frozen database")
+        .unwrap();
+    assert_eq!(code, ExitCode::Unavailable);
+    assert!(
+        frozen_at.elapsed() < Duration::from_secs(20),
+        "ended {:?} after the freeze",
+        frozen_at.elapsed()
+    );
+
+    // The run could not record its end. Once its heartbeat is old, the next run of the
+    // day marks it abandoned and scores what is left.
+    proxy.thaw();
+    let client = h.db.client().await;
+    client
+        .execute(
+            "UPDATE runs SET heartbeat_at = now() - interval '1 hour' WHERE status = 'running'",
+            &[],
+        )
+        .await
+        .unwrap();
+    h.set_env(&format!("DATA_BASE={}", h.db.url));
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 8);
+    assert_eq!(
+        h.count("SELECT count(*) FROM runs WHERE status = 'running'")
+            .await,
+        0
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM runs WHERE status = 'abandoned'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_database_that_accepts_and_never_answers_is_reported_not_waited_for() {
+    let h = Harness::start(World::default()).await;
+    let (port, _listener) = silent_listener().await;
+    h.set_env(&format!(
+        "DATA_BASE={}",
+        h.db_url_via(port, "connect_timeout=1")
+    ));
+    for args in [&["run", "--date", "2025-08-07"][..], &["check"][..]] {
+        let started = Instant::now();
+        let code = tokio::time::timeout(Duration::from_secs(30), h.callq(args))
+            .await
+            .unwrap_or_else(|_| panic!("callq {args:?} hung"));
+        assert_eq!(code, ExitCode::Unavailable, "callq {args:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "callq {args:?} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_nightly_run_revisits_days_whose_last_run_did_not_finish() {
+    let h = Harness::start(World {
+        calls: distinct_calls(4),
+        ..World::default()
+    })
+    .await;
+    // The test day was interrupted; the nightly run of the next day must come back to it.
+    let client = h.db.client().await;
+    client
+        .execute(
+            "INSERT INTO runs (department_id, call_date, status, finished_at, heartbeat_at)
+             VALUES ($1, $2, 'interrupted', now(), now())",
+            &[&crate::common::DEPARTMENT, &day()],
+        )
+        .await
+        .unwrap();
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Europe::Moscow)
+        .date_naive();
+    let days_ago = (today - day()).num_days() - 1;
+    let out = h.callq(&["run", "--days-ago", &days_ago.to_string()]).await;
+    assert_eq!(out, ExitCode::Ok);
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 4);
+    assert_eq!(
+        h.count(&format!(
+            "SELECT count(*) FROM runs WHERE call_date = '{}' AND status = 'succeeded'",
+            day()
+        ))
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_call_is_claimed_by_one_live_run_at_a_time() {
+    use callq::store::{Claim, Store};
+    let h = Harness::start(World::default()).await;
+    let settings = callq::config::parse_database_url(&h.db.url).unwrap();
+    let store = Store::connect(&settings, 4).await.unwrap();
+    let client = h.db.client().await;
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let row = client
+            .query_one(
+                "INSERT INTO runs (department_id, call_date, heartbeat_at) VALUES (1, $1, now())
+                 RETURNING id",
+                &[&day()],
+            )
+            .await
+            .unwrap();
+        runs.push(row.get::<_, i64>(0));
+    }
+    let (a, b, c) = (runs[0], runs[1], runs[2]);
+    assert_eq!(store.claim_call(7, a, false).await.unwrap(), Claim::Won);
+    assert_eq!(
+        store.claim_call(7, a, false).await.unwrap(),
+        Claim::Won,
+        "its own claim"
+    );
+    assert_eq!(store.claim_call(7, b, false).await.unwrap(), Claim::Busy);
+    // A run that stopped proving it is alive loses its claims.
+    client
+        .execute(
+            "UPDATE runs SET heartbeat_at = now() - interval '5 minutes' WHERE id = $1",
+            &[&a],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.claim_call(7, b, false).await.unwrap(), Claim::Won);
+    store.release_call(7, b).await.unwrap();
+    // Saved meanwhile by another run: not paid for again, unless re-analysing.
+    client
+        .execute(
+            "INSERT INTO calls (id, start_time, operator_id, department_id) VALUES (7, now(), 5512, 1)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.claim_call(7, c, false).await.unwrap(), Claim::Stored);
+    assert_eq!(store.claim_call(7, c, true).await.unwrap(), Claim::Won);
+}
