@@ -297,3 +297,133 @@ async fn check_reports_each_system_and_spends_one_tiny_llm_request() {
     );
     assert_eq!(h.llm.requests(), 2, "a rejected key is not retried");
 }
+
+type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>;
+
+fn stderr_lines(child: &mut tokio::process::Child) -> Lines {
+    let stderr = child.stderr.take().expect("stderr piped");
+    tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr))
+}
+
+/// Reads the child's stderr until a line contains `marker`; the rest keeps draining in the
+/// background so the child never blocks on a full pipe.
+async fn wait_for_line(mut lines: Lines, marker: &str) {
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.contains(marker) {
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return;
+        }
+    }
+    panic!("the run never logged {marker:?}");
+}
+
+/// Sends `signal` (e.g. "TERM") to a running child.
+fn kill(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("the child is running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_calls_in_flight_finish_records_the_run_interrupted_and_exits_143() {
+    let h = Harness::start(World {
+        calls: callq_fakes::scenario::sample_calls(day(), 12),
+        ..World::default()
+    })
+    .await;
+    h.llm.hold().close();
+    let date = day().to_string();
+    let child = callq()
+        .args(["run", "--json", "--date", &date, "--env-file"])
+        .arg(&h.env_path)
+        .env("LOGGING_ON_FILE", "False")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    h.llm.hold().arrived(1).await;
+    kill(&child, "TERM");
+    // The held answers are released only once the run has taken the signal.
+    let mut child = child;
+    let lines = stderr_lines(&mut child);
+    wait_for_line(lines, "SIGTERM: admitting no more calls").await;
+    let in_flight = h.llm.hold().arrived_now();
+    h.llm.hold().open();
+    let out = child.wait_with_output().await.unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(report["exit_code"], 143);
+    let saved = h.count("SELECT count(*) FROM calls").await;
+    assert!(
+        saved >= in_flight as i64 && saved < 12,
+        "the calls in flight are saved ({saved} saved, {in_flight} were in flight), no new ones admitted"
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM runs WHERE status = 'interrupted'")
+            .await,
+        1
+    );
+    assert_eq!(h.count("SELECT count(*) FROM call_failures").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_at_once() {
+    let h = Harness::start(World::default()).await;
+    h.llm.hold().close();
+    let date = day().to_string();
+    let child = callq()
+        .args(["run", "--date", &date, "--env-file"])
+        .arg(&h.env_path)
+        .env("LOGGING_ON_FILE", "False")
+        .env("SHUTDOWN_GRACE_S", "3600")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    h.llm.hold().arrived(1).await;
+    kill(&child, "INT");
+    let mut child = child;
+    // The second signal goes once the run has taken the first.
+    let lines = stderr_lines(&mut child);
+    wait_for_line(lines, "SIGINT: admitting no more calls").await;
+    kill(&child, "INT");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("the second signal stops the run at once")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 0);
+    assert_eq!(
+        h.count("SELECT count(*) FROM runs WHERE status = 'interrupted'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn json_is_printed_when_the_run_fails_before_its_first_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    std::fs::write(&env, "LOGIN=bot\n").unwrap();
+    let out = output(
+        callq()
+            .args(["run", "--json", "--env-file"])
+            .arg(&env)
+            .env("LOGGING_ON_FILE", "False"),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(report["exit_code"], 2);
+    assert!(
+        report["errors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("DATA_BASE")
+    );
+}
