@@ -66,7 +66,8 @@ CREATE TABLE calls (
     checklist_version      text,   -- content hash of the checklist that produced the score
     prompt_version         text,   -- content hash of the prompt template
     run_id                 bigint, -- runs.id of the run that scored the call
-    analyzed_at            timestamptz
+    analyzed_at            timestamptz,
+    review_reasons         text[] NOT NULL DEFAULT '{}' -- low_score, critical_missed, unverified_evidence
 );
 
 CREATE TABLE call_transcripts (
@@ -81,7 +82,9 @@ CREATE TABLE call_evaluations (
     criterion text,
     score     double precision,
     max_score double precision,
-    reason    text
+    reason    text,
+    evidence          text,    -- the model's verbatim quote behind the score
+    evidence_verified boolean  -- the quote was found in the transcript; NULL: no quote
 );
 
 CREATE TABLE call_recommendations (
@@ -118,6 +121,8 @@ CREATE INDEX calls_department_start_idx ON calls (department_id, start_time);
 -- Day filters of the BI views compare start_time::date; per-operator history reads by operator.
 CREATE INDEX calls_day_department_idx ON calls ((start_time::date), department_id);
 CREATE INDEX calls_operator_start_idx ON calls (operator_id, start_time);
+-- The review queue reads the few calls that have reasons.
+CREATE INDEX calls_review_idx ON calls (start_time) WHERE cardinality(review_reasons) > 0;
 
 -- ─── Runs and failures (written by callq) ───
 
@@ -330,6 +335,59 @@ COMMENT ON COLUMN v_open_recommendations.priority IS 'As stored: high, medium or
 COMMENT ON COLUMN v_open_recommendations.priority_rank IS '1 high, 2 medium, 3 low (English or Russian, any case), 4 anything else: sort ascending';
 COMMENT ON COLUMN v_open_recommendations.performance_percentage IS 'The call''s stored percentage, 0-100';
 
+-- ─── Quality: human QA scores and the review queue (db/migrations/0006_quality.sql) ───
+
+-- Human QA scores (`callq calibrate import`): one row per call, criterion and reviewer, the
+-- criterion spelt as in the checklist. No foreign key to calls: QA may score a call callq
+-- has not stored yet, and the report simply leaves it out until it has.
+CREATE TABLE human_evaluations (
+    call_id     bigint NOT NULL,
+    category    text NOT NULL,
+    criterion   text NOT NULL,
+    reviewer    text NOT NULL DEFAULT '',
+    score       double precision NOT NULL,
+    reviewed_at date,
+    imported_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (call_id, category, criterion, reviewer)
+);
+
+CREATE VIEW v_review_queue AS
+SELECT c.id                   AS call_id,
+       c.start_time::date     AS day,
+       c.start_time,
+       c.operator_id,
+       o.full_name            AS operator_name,
+       c.department_id,
+       d.name                 AS department_name,
+       c.performance_percentage,
+       c.review_reasons,
+       COALESCE((SELECT jsonb_agg(jsonb_build_object(
+                            'category', e.category,
+                            'criterion', e.criterion,
+                            'score', e.score,
+                            'max_score', e.max_score,
+                            'reason', e.reason,
+                            'evidence', e.evidence,
+                            'evidence_verified', e.evidence_verified)
+                        ORDER BY e.id)
+                 FROM call_evaluations e
+                 WHERE e.call_id = c.id
+                   AND (e.score < e.max_score OR e.evidence_verified = false)),
+                '[]'::jsonb) AS failing_criteria,
+       c.analyzed_at
+FROM calls c
+LEFT JOIN operators o ON o.id = c.operator_id
+LEFT JOIN departments d ON d.id = c.department_id
+WHERE cardinality(c.review_reasons) > 0
+ORDER BY c.start_time DESC, c.id DESC;
+
+COMMENT ON VIEW v_review_queue IS
+    'Scored calls a person should look at, newest first: review_reasons is not empty.';
+COMMENT ON COLUMN v_review_queue.review_reasons IS
+    'low_score (below REVIEW_BELOW_PERCENT), critical_missed (a critical criterion scored 0), unverified_evidence (a quote not found in the transcript)';
+COMMENT ON COLUMN v_review_queue.failing_criteria IS
+    'JSON array, checklist order: criteria that lost points or whose quote was not found, with score, max_score, reason, evidence and evidence_verified';
+
 -- ─── Migration bookkeeping (what `callq migrate` creates and reads) ───
 
 CREATE TABLE callq_migrations (
@@ -342,6 +400,7 @@ CREATE TABLE callq_migrations (
 INSERT INTO callq_migrations (version, name) VALUES
     (1, '0001_initial'),
     (2, '0002_unknown_operators'),
-    (3, '0003_bi_views');
+    (3, '0003_bi_views'),
+    (6, '0006_quality');
 
 COMMIT;

@@ -395,8 +395,10 @@ impl Prepared {
                     outcome,
                     spent,
                     failure,
+                    review,
                 }) => {
                     summary.add(outcome);
+                    summary.add_review(&review);
                     summary.llm_requests += spent.llm_requests;
                     summary.usage += spent.usage;
                     summary.add_cost(spent.cost_usd);
@@ -529,6 +531,7 @@ impl Prepared {
                 outcome,
                 spent: Spent::default(),
                 failure: None,
+                review: Vec::new(),
             }),
             Item::Listed { .. } | Item::Transcribed { .. } => unreachable!("every stage ran"),
             Item::Failed {
@@ -546,14 +549,23 @@ impl Prepared {
                     outcome: Outcome::Failed,
                     spent,
                     failure: Some((call.id, error)),
+                    review: Vec::new(),
                 })
             }
             Item::Analyzed {
                 call,
                 operator_id,
                 transcript,
-                analyzed,
+                mut analyzed,
             } => {
+                let text = transcript.to_text();
+                crate::review::assess(
+                    &mut analyzed.analysis,
+                    &text,
+                    &self.checklist,
+                    self.settings.review_below_percent,
+                );
+                let review = analyzed.analysis.review_reasons.clone();
                 let outcome = if analyzed.analysis.is_sales_call {
                     Outcome::Scored
                 } else {
@@ -571,10 +583,10 @@ impl Prepared {
                         outcome,
                         spent,
                         failure: None,
+                        review,
                     });
                 }
                 let tz = self.settings.timezone;
-                let text = transcript.to_text();
                 let record = CallRecord {
                     id: call.id,
                     start_local: call.start.with_timezone(&tz).naive_local(),
@@ -598,6 +610,7 @@ impl Prepared {
                         outcome,
                         spent,
                         failure: None,
+                        review,
                     }),
                     // Without the database nothing can be saved or even recorded as
                     // failed: stop the run rather than report failures that were not kept.
@@ -613,6 +626,7 @@ impl Prepared {
                             outcome: Outcome::Failed,
                             spent,
                             failure: Some((call.id, error)),
+                            review: Vec::new(),
                         })
                     }
                 }
@@ -665,4 +679,6 @@ struct Finished {
     outcome: Outcome,
     spent: Spent,
     failure: Option<(i64, String)>,
+    /// Review reasons of a scored call (counted in the summary).
+    review: Vec<crate::domain::ReviewReason>,
 }

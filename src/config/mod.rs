@@ -58,6 +58,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "PROMPT_LAYOUT",
     "METRICS_TEXTFILE",
     "PUSHGATEWAY_URL",
+    "REVIEW_BELOW_PERCENT",
 ];
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.
@@ -287,6 +288,7 @@ impl Env {
         let tbank = c.tbank(retry);
         let llm = c.llm(retry);
         let prompt_layout = c.prompt_layout();
+        let review_below_percent = c.review_below_percent();
         let metrics = MetricsSettings {
             textfile: c.optional("METRICS_TEXTFILE").map(PathBuf::from),
             pushgateway: match c.optional("PUSHGATEWAY_URL") {
@@ -307,6 +309,7 @@ impl Env {
             min_call_duration_s,
             prompt_layout,
             metrics,
+            review_below_percent,
         })
     }
 }
@@ -365,6 +368,8 @@ pub struct RunSettings {
     pub min_call_duration_s: u32,
     pub prompt_layout: PromptLayout,
     pub metrics: MetricsSettings,
+    /// Scored calls below this percentage go to the review queue (REVIEW_BELOW_PERCENT).
+    pub review_below_percent: u8,
 }
 
 struct Checker<'a> {
@@ -562,6 +567,23 @@ impl Checker<'_> {
                     format!("{other:?} is neither \"cached\" nor \"inline\""),
                 );
                 PromptLayout::Cached
+            }
+        }
+    }
+
+    fn review_below_percent(&mut self) -> u8 {
+        let default = crate::review::DEFAULT_REVIEW_BELOW_PERCENT;
+        let Some(raw) = self.optional("REVIEW_BELOW_PERCENT") else {
+            return default;
+        };
+        match raw.trim_end_matches('%').trim().parse::<u8>() {
+            Ok(p) if p <= 100 => p,
+            _ => {
+                self.problem(
+                    "REVIEW_BELOW_PERCENT",
+                    format!("{raw:?} is not a percentage (a whole number from 0 to 100)"),
+                );
+                default
             }
         }
     }
@@ -770,6 +792,30 @@ mod tests {
         let (ignored, unknown) = env.ignored_vars();
         assert_eq!(ignored, ["LOGGING_ON_DB".to_string()]);
         assert_eq!(unknown, ["SOMETHING_ELSE".to_string()]);
+    }
+
+    #[test]
+    fn review_below_percent_is_a_percentage() {
+        let (_f, env) = env_from("", &[]);
+        assert_eq!(env.checker().review_below_percent(), 50);
+        for (raw, want) in [
+            ("0", Some(0)),
+            ("65", Some(65)),
+            ("70%", Some(70)),
+            ("100", Some(100)),
+        ] {
+            let (_f, env) = env_from(&format!("REVIEW_BELOW_PERCENT={raw}\n"), &[]);
+            let mut c = env.checker();
+            assert_eq!(Some(c.review_below_percent()), want, "{raw}");
+            assert!(c.problems.is_empty(), "{raw}");
+        }
+        for raw in ["101", "-1", "половина", "0.5"] {
+            let (_f, env) = env_from(&format!("REVIEW_BELOW_PERCENT={raw}\n"), &[]);
+            let mut c = env.checker();
+            c.review_below_percent();
+            assert_eq!(c.problems.len(), 1, "{raw}");
+            assert_eq!(c.problems[0].var, "REVIEW_BELOW_PERCENT");
+        }
     }
 
     #[test]

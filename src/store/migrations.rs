@@ -20,6 +20,12 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_bi_views",
         include_str!("../../db/migrations/0003_bi_views.sql"),
     ),
+    // 4 and 5 belong to other branches; versions need not be contiguous.
+    (
+        6,
+        "0006_quality",
+        include_str!("../../db/migrations/0006_quality.sql"),
+    ),
 ];
 
 /// An arbitrary constant: the advisory lock key that serialises concurrent migrations.

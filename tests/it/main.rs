@@ -10,6 +10,7 @@ mod env_example;
 mod llm_client;
 mod old_database;
 mod operators;
+mod review;
 mod run;
 mod schema_sql;
 mod store_tls;
