@@ -1,6 +1,7 @@
 //! One function per subcommand: configuration in, exit code out. `main` only parses flags,
 //! sets up logging and calls these; tests call them directly.
 
+pub mod calibrate;
 pub mod check;
 pub mod completions;
 pub mod operators;
@@ -8,7 +9,7 @@ pub mod operators;
 use chrono::NaiveDate;
 
 use crate::checklist;
-use crate::cli::{Command, EnvArgs, OperatorsCommand, RunArgs};
+use crate::cli::{CalibrateCommand, Command, EnvArgs, OperatorsCommand, RunArgs};
 use crate::config::{ConfigError, Env};
 use crate::exit::ExitCode;
 use crate::metrics;
@@ -25,6 +26,8 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         Command::Operators(OperatorsCommand::Unknown(args)) => {
             operators::unknown(&args, &env).await
         }
+        Command::Calibrate(CalibrateCommand::Import(args)) => calibrate::import(&args, &env).await,
+        Command::Calibrate(CalibrateCommand::Report(args)) => calibrate::report(&args, &env).await,
         Command::Completions(args) => completions::completions(args.shell),
     }
 }

@@ -266,6 +266,16 @@ impl Env {
         Ok(s.expect("checked"))
     }
 
+    /// What `callq calibrate import` needs: the database, and the checklist to match the
+    /// file's criteria against.
+    pub fn calibration_import(&self) -> Result<(DbSettings, Source), ConfigError> {
+        let mut c = self.checker();
+        let db = c.database();
+        let checklist = c.checklist_source();
+        c.finish()?;
+        Ok((db.expect("checked"), checklist.expect("checked")))
+    }
+
     /// Everything `callq run` needs.
     pub fn run(&self) -> Result<RunSettings, ConfigError> {
         let mut c = self.checker();

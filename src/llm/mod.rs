@@ -10,7 +10,9 @@ mod prompt;
 mod schema;
 
 pub use client::{Analyzed, CONTENT_ATTEMPTS, LlmClient, LlmError, LlmSettings};
-pub use parse::{ParseError, Parsed, parse_analysis, parse_analysis_with_notes, percentage};
+pub use parse::{
+    ParseError, Parsed, match_criterion, parse_analysis, parse_analysis_with_notes, percentage,
+};
 pub use prompt::{
     EVIDENCE_INSTRUCTION, Placeholder, PromptBuilder, PromptLayout, Template, TemplateError,
     criteria_list,

@@ -289,6 +289,13 @@ fn normalise(s: &str) -> String {
         .collect()
 }
 
+/// The index of the checklist criterion `category`/`criterion` names, matched as the
+/// model's answers are: the criterion name decides (case, punctuation, `ё`, numbering and
+/// small misspellings forgiven), the category settles ties. Human QA scores use it too.
+pub fn match_criterion(checklist: &Checklist, category: &str, criterion: &str) -> Option<usize> {
+    Matcher::new(checklist).criterion(category, criterion)
+}
+
 /// Close enough to be the same name misspelt: one wrong letter in ten.
 const MATCH_THRESHOLD: f64 = 0.8;
 /// Fuzzy scores this close count as a tie, settled by the category.

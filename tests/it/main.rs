@@ -4,6 +4,7 @@
 mod bench_smoke;
 mod bi_views;
 mod binary;
+mod calibrate;
 mod checklist_sheets;
 mod common;
 mod env_example;
