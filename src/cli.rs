@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -66,6 +66,16 @@ pub enum Command {
     /// well the model agrees with them (and they with each other).
     #[command(subcommand)]
     Calibrate(CalibrateCommand),
+    /// Try a prompt (or checklist, or model) on calls already scored, without touching them:
+    /// a seeded sample is scored again from the stored transcripts, the answers are stored
+    /// under an experiment id, and agreement with the stored and human scores is reported.
+    #[command(after_help = "Examples:\n  \
+        callq compare --prompt-file prompts/department1_v2.txt --date 2025-08-07 --env-file .env.department1\n  \
+        callq compare --prompt-file v2.txt --from 2025-08-01 --to 2025-08-07 --sample 100 --seed 42 --env-file .env.department1\n  \
+        callq compare --prompt-file v2.txt --criteria-file criteria_v2.csv --model gpt-4o-mini --date 2025-08-07 --json --env-file .env.department1\n\n\
+        Nothing in calls or its child tables changes. A broken template or checklist is reported\n\
+        before the first request (exit 2). Calls whose transcript is not stored are counted and skipped.")]
+    Compare(CompareArgs),
     /// Print shell completions for bash, zsh, fish, elvish or PowerShell to stdout.
     #[command(after_help = "Examples:\n  \
         callq completions bash > /etc/bash_completion.d/callq\n  \
@@ -82,6 +92,7 @@ impl Command {
             Command::Migrate(a) | Command::Criteria(a) | Command::Check(a) => Some(a),
             Command::Operators(o) => Some(o.env_args()),
             Command::Calibrate(c) => Some(c.env_args()),
+            Command::Compare(a) => Some(&a.env),
             Command::Completions(_) => None,
         }
     }
@@ -248,6 +259,40 @@ pub struct CalibrateReportArgs {
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub to: Option<NaiveDate>,
     /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(group(ArgGroup::new("days").required(true).args(["date", "from"])))]
+pub struct CompareArgs {
+    /// The variant prompt template (same format as PROMPT_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: PathBuf,
+    /// A variant checklist as CSV (default: the configured checklist).
+    #[arg(long, value_name = "FILE")]
+    pub criteria_file: Option<PathBuf>,
+    /// Another model (default: MODEL).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Sample calls scored on this day.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with_all = ["from", "to"])]
+    pub date: Option<NaiveDate>,
+    /// First day of the range to sample from.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last day of the range (inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// How many calls to score again.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample: u32,
+    /// Seed of the sample: the same seed picks the same calls.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Print the comparison as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod evidence;
 pub mod exit;
+pub mod experiment;
 pub mod llm;
 pub mod logging;
 pub mod metrics;

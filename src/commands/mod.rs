@@ -3,6 +3,7 @@
 
 pub mod calibrate;
 pub mod check;
+pub mod compare;
 pub mod completions;
 pub mod operators;
 
@@ -28,6 +29,7 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         }
         Command::Calibrate(CalibrateCommand::Import(args)) => calibrate::import(&args, &env).await,
         Command::Calibrate(CalibrateCommand::Report(args)) => calibrate::report(&args, &env).await,
+        Command::Compare(args) => compare::compare(&args, env).await,
         Command::Completions(args) => completions::completions(args.shell),
     }
 }

@@ -7,6 +7,7 @@ mod binary;
 mod calibrate;
 mod checklist_sheets;
 mod common;
+mod compare;
 mod env_example;
 mod llm_client;
 mod old_database;
