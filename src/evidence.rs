@@ -14,8 +14,8 @@
 //!
 //! A quote the model shortened with `...` / `…` is checked fragment by fragment, each of
 //! which must be found. The best run is found by one approximate-substring alignment
-//! (quote words × transcript words), so ten quotes against a 5,000-character transcript
-//! take well under a millisecond.
+//! (quote words × transcript words): ten quotes of ~25 words against a 5,000-character
+//! transcript took 25 ms in an unoptimised test build, nothing beside an LLM request.
 
 use std::collections::HashMap;
 
