@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,7 +24,9 @@ use clap::{Args, Parser, Subcommand};
         callq criteria --env-file .env.department1            check the checklist sheet before the night\n  \
         callq migrate --env-file .env.department1             create or update the tables\n  \
         callq operators import operators.csv --env-file .env.department1   fill the operator directory\n  \
-        callq operators unknown --env-file .env.department1   names T-Bank uses that the directory lacks\n\n\
+        callq operators unknown --env-file .env.department1   names T-Bank uses that the directory lacks\n  \
+        callq calibrate import qa.csv --env-file .env.department1   import human QA scores\n  \
+        callq calibrate report --env-file .env.department1    how well the model agrees with QA\n\n\
         Exit codes: 0 all calls reached a final outcome; 1 some calls failed (recorded, retried next run);\n\
         2 bad configuration or input (nothing spent); 3 could not run (lock held, login refused,\n\
         database unreachable, LLM key rejected)."
@@ -60,6 +62,20 @@ pub enum Command {
     /// it lacks. Needs only DATA_BASE.
     #[command(subcommand)]
     Operators(OperatorsCommand),
+    /// Calibration against human QA: import people's scores from a CSV file; report how
+    /// well the model agrees with them (and they with each other).
+    #[command(subcommand)]
+    Calibrate(CalibrateCommand),
+    /// Try a prompt (or checklist, or model) on calls already scored, without touching them:
+    /// a seeded sample is scored again from the stored transcripts, the answers are stored
+    /// under an experiment id, and agreement with the stored and human scores is reported.
+    #[command(after_help = "Examples:\n  \
+        callq compare --prompt-file prompts/department1_v2.txt --date 2025-08-07 --env-file .env.department1\n  \
+        callq compare --prompt-file v2.txt --from 2025-08-01 --to 2025-08-07 --sample 100 --seed 42 --env-file .env.department1\n  \
+        callq compare --prompt-file v2.txt --criteria-file criteria_v2.csv --model gpt-4o-mini --date 2025-08-07 --json --env-file .env.department1\n\n\
+        Nothing in calls or its child tables changes. A broken template or checklist is reported\n\
+        before the first request (exit 2). Calls whose transcript is not stored are counted and skipped.")]
+    Compare(CompareArgs),
     /// Print shell completions for bash, zsh, fish, elvish or PowerShell to stdout.
     #[command(after_help = "Examples:\n  \
         callq completions bash > /etc/bash_completion.d/callq\n  \
@@ -75,6 +91,8 @@ impl Command {
             Command::Run(a) => Some(&a.env),
             Command::Migrate(a) | Command::Criteria(a) | Command::Check(a) => Some(a),
             Command::Operators(o) => Some(o.env_args()),
+            Command::Calibrate(c) => Some(c.env_args()),
+            Command::Compare(a) => Some(&a.env),
             Command::Completions(_) => None,
         }
     }
@@ -182,6 +200,101 @@ pub struct OperatorsUnknownArgs {
     /// Look at call days from N days before today (in CALLS_TIMEZONE) up to today.
     #[arg(long, value_name = "N", default_value_t = 30)]
     pub days: u32,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CalibrateCommand {
+    /// Import human QA scores from a CSV file in one transaction; a file with any bad line
+    /// changes nothing (exit code 2). Importing the same file again changes nothing.
+    #[command(
+        after_help = "The file: a header row, then one score per row. Columns: call_id, criterion,\n\
+        score (required), category, reviewer, reviewed_at (optional; YYYY-MM-DD or DD.MM.YYYY).\n\
+        Criteria are matched to the checklist's spelling as the model's answers are; a score must\n\
+        lie within the criterion's 0..max. Delimiter , or ; (Excel), UTF-8 with or without a BOM.\n\
+        Needs DATA_BASE and the checklist (sheet or CRITERIA_FILE).\n\n\
+        Example file:\n  \
+        call_id;category;criterion;score;reviewer;reviewed_at\n  \
+        90000001;Установление контакта;Приветствие;10;Орлова;2025-08-08\n  \
+        90000001;Выявление потребностей;Уточнение бюджета;2,5;Орлова;2025-08-08\n\n\
+        Example:\n  callq calibrate import qa_august.csv --env-file .env.department1"
+    )]
+    Import(CalibrateImportArgs),
+    /// Agreement of the model with human QA per criterion (exact, within one point, bias,
+    /// MAE, quadratic-weighted kappa) and per call (MAE, Pearson, Spearman), and between
+    /// reviewers where a call has two or more. Worst criteria first. Needs only DATA_BASE.
+    #[command(after_help = "Examples:\n  \
+        callq calibrate report --env-file .env.department1\n  \
+        callq calibrate report --from 2025-08-01 --to 2025-08-31 --env-file .env.department1\n  \
+        callq calibrate report --json --env-file .env.department1 > calibration.json\n\n\
+        Kappa: 1 perfect, above 0.8 very good, 0.6-0.8 good, 0.4-0.6 moderate, below 0.4 poor.")]
+    Report(CalibrateReportArgs),
+}
+
+impl CalibrateCommand {
+    pub fn env_args(&self) -> &EnvArgs {
+        match self {
+            CalibrateCommand::Import(a) => &a.env,
+            CalibrateCommand::Report(a) => &a.env,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CalibrateImportArgs {
+    /// The CSV file: call_id,criterion,score[,category][,reviewer][,reviewed_at].
+    #[arg(value_name = "FILE.csv")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CalibrateReportArgs {
+    /// Only calls of this day or later (YYYY-MM-DD).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub from: Option<NaiveDate>,
+    /// Only calls of this day or earlier (YYYY-MM-DD).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub to: Option<NaiveDate>,
+    /// Print the report as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(group(ArgGroup::new("days").required(true).args(["date", "from"])))]
+pub struct CompareArgs {
+    /// The variant prompt template (same format as PROMPT_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub prompt_file: PathBuf,
+    /// A variant checklist as CSV (default: the configured checklist).
+    #[arg(long, value_name = "FILE")]
+    pub criteria_file: Option<PathBuf>,
+    /// Another model (default: MODEL).
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Sample calls scored on this day.
+    #[arg(long, value_name = "YYYY-MM-DD", conflicts_with_all = ["from", "to"])]
+    pub date: Option<NaiveDate>,
+    /// First day of the range to sample from.
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last day of the range (inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// How many calls to score again.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample: u32,
+    /// Seed of the sample: the same seed picks the same calls.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Print the comparison as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub env: EnvArgs,
 }

@@ -12,6 +12,8 @@ pub struct Criterion {
     pub comment: String,
     pub max_score: f64,
     pub conditions: String,
+    /// Marked critical in the checklist (column E): scoring it 0 sends the call to review.
+    pub critical: bool,
 }
 
 impl Criterion {
@@ -23,6 +25,7 @@ impl Criterion {
             comment: String::new(),
             max_score,
             conditions: String::new(),
+            critical: false,
         }
     }
 }
@@ -59,6 +62,10 @@ impl Checklist {
                 h.update([0x1f]);
             }
             h.update(c.max_score.to_string().as_bytes());
+            // Only a critical mark adds to the hash, so checklists without one keep theirs.
+            if c.critical {
+                h.update(b"\x1fcritical");
+            }
             h.update([0x1e]);
         }
         h.update(self.custom_instructions.as_bytes());
@@ -148,6 +155,8 @@ pub struct Analysis {
     pub recommendations: Vec<Recommendation>,
     pub agreements: Vec<Agreement>,
     pub decline_reasons: Vec<DeclineReason>,
+    /// Why the call needs a person's look; filled by [`crate::review::assess`] before saving.
+    pub review_reasons: Vec<ReviewReason>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +166,39 @@ pub struct Evaluation {
     pub score: f64,
     pub max_score: f64,
     pub reason: String,
+    /// The model's verbatim quote supporting the score; `None` when it gave none (prompt-only
+    /// answers may leave the field out), `Some("")` when the score is for something absent.
+    pub evidence: Option<String>,
+    /// Whether the quote was found in the transcript ([`crate::evidence`]); `None` where
+    /// there is no quote to check.
+    pub evidence_verified: Option<bool>,
+}
+
+/// Why a scored call goes to the review queue (`calls.review_reasons`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReviewReason {
+    /// Performance below REVIEW_BELOW_PERCENT.
+    LowScore,
+    /// A criterion marked critical scored 0.
+    CriticalMissed,
+    /// A quote the model gave was not found in the transcript.
+    UnverifiedEvidence,
+}
+
+impl ReviewReason {
+    pub const ALL: [ReviewReason; 3] = [
+        ReviewReason::LowScore,
+        ReviewReason::CriticalMissed,
+        ReviewReason::UnverifiedEvidence,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewReason::LowScore => "low_score",
+            ReviewReason::CriticalMissed => "critical_missed",
+            ReviewReason::UnverifiedEvidence => "unverified_evidence",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

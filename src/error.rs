@@ -82,6 +82,11 @@ pub enum RunError {
     },
     #[error("interrupted by {0}")]
     Interrupted(Signal),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The command's flags or the data they select cannot work.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl From<TbankError> for RunError {
@@ -104,7 +109,9 @@ impl Severe for RunError {
         match self {
             RunError::PromptUnreadable { .. }
             | RunError::PromptInvalid { .. }
-            | RunError::GroupNotFound(_) => Severity::Input,
+            | RunError::GroupNotFound(_)
+            | RunError::Config(_)
+            | RunError::Usage(_) => Severity::Input,
             RunError::Checklist(e) => e.severity(),
             RunError::Tbank(e) => e.severity().max(Severity::Unavailable),
             RunError::Listing { .. }

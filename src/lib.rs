@@ -4,6 +4,7 @@
 //! calls and transcripts (T-Bank TQM), one LLM analysis per call (an OpenAI-compatible
 //! gateway), and the results upserted into PostgreSQL. `pipeline` is the run, top to bottom.
 
+pub mod calibration;
 pub mod checklist;
 pub mod cli;
 pub mod commands;
@@ -11,13 +12,16 @@ pub mod concurrency;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod evidence;
 pub mod exit;
+pub mod experiment;
 pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod operators;
 pub mod progress;
 pub mod retry;
+pub mod review;
 pub mod run;
 pub mod store;
 pub mod summary;

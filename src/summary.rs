@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 
-use crate::domain::{Outcome, Usage};
+use crate::domain::{Outcome, ReviewReason, Usage};
 
 /// At most this many failed calls are listed by id in the printed summary.
 const LISTED_FAILURES: usize = 20;
@@ -31,11 +31,24 @@ pub struct Summary {
     pub left_for_later: u64,
     /// Why the nightly run visited this earlier day again, when it did.
     pub revisit: Option<String>,
+    /// Scored calls sent to the review queue, per reason (a call may count under several).
+    pub review: BTreeMap<ReviewReason, u64>,
 }
 
 impl Summary {
     pub fn add(&mut self, outcome: Outcome) {
         *self.counts.entry(outcome).or_default() += 1;
+    }
+
+    /// Counts one call's review reasons.
+    pub fn add_review(&mut self, reasons: &[ReviewReason]) {
+        for r in reasons {
+            *self.review.entry(*r).or_default() += 1;
+        }
+    }
+
+    pub fn review_count(&self, reason: ReviewReason) -> u64 {
+        self.review.get(&reason).copied().unwrap_or(0)
     }
 
     pub fn count(&self, outcome: Outcome) -> u64 {
@@ -58,6 +71,7 @@ impl Summary {
         if let Some((id, error)) = &f.failure {
             self.add_failure(*id, error.clone());
         }
+        self.add_review(&f.review);
     }
 
     pub fn add_cost(&mut self, cost: Option<f64>) {
@@ -82,8 +96,13 @@ impl Summary {
             .iter()
             .map(|o| (o.as_str().to_string(), self.count(*o).into()))
             .collect();
+        let review: serde_json::Map<String, serde_json::Value> = ReviewReason::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), self.review_count(*r).into()))
+            .collect();
         serde_json::json!({
             "day": self.day.map(|d| d.to_string()),
+            "review": review,
             "dry_run": self.dry_run,
             "revisited_because": self.revisit,
             "left_for_later": self.left_for_later,
@@ -130,6 +149,18 @@ impl fmt::Display for Summary {
         }
         for o in Outcome::ALL {
             writeln!(f, "  {:<17} {}", o.as_str(), self.count(o))?;
+        }
+        if !self.review.is_empty() {
+            let reasons: Vec<String> = ReviewReason::ALL
+                .iter()
+                .filter(|r| self.review_count(**r) > 0)
+                .map(|r| format!("{} {}", r.as_str(), self.review_count(*r)))
+                .collect();
+            writeln!(
+                f,
+                "  to review         {} (v_review_queue)",
+                reasons.join(", ")
+            )?;
         }
         if self.items_unreadable > 0 {
             writeln!(
@@ -212,5 +243,25 @@ mod tests {
         assert_eq!(json["outcomes"]["skipped_short"], 0);
         assert_eq!(json["unknown_operators"]["Петров Пётр"], 3);
         assert_eq!(json["failures"][0]["call_id"], 42);
+        assert_eq!(json["review"]["low_score"], 0);
+        assert!(!text.contains("to review"), "{text}");
+    }
+
+    #[test]
+    fn counts_calls_per_review_reason() {
+        let mut s = Summary::default();
+        s.add_review(&[ReviewReason::LowScore, ReviewReason::UnverifiedEvidence]);
+        s.add_review(&[ReviewReason::UnverifiedEvidence]);
+        s.add_review(&[]);
+        let text = s.to_string();
+        assert!(
+            text.contains("to review         low_score 1, unverified_evidence 2 (v_review_queue)"),
+            "{text}"
+        );
+        let json = s.to_json();
+        assert_eq!(
+            json["review"],
+            serde_json::json!({"low_score": 1, "critical_missed": 0, "unverified_evidence": 2})
+        );
     }
 }

@@ -75,6 +75,8 @@ pub fn analysis() -> Analysis {
                      „Пример Плюс“: до пятидесяти пяти дней без процентов», клиент ответил по существу.",
                     if i % 2 == 0 { "полностью" } else { "частично" }
                 ),
+                evidence: Some("Тогда могу предложить карту „Пример Плюс“".into()),
+                evidence_verified: Some(true),
             }
         })
         .collect();
@@ -118,6 +120,7 @@ pub fn analysis() -> Analysis {
             reason_description: "Клиент отказался от страховки по карте: считает её дорогой".into(),
             product_category: "Страхование".into(),
         }],
+        review_reasons: Vec::new(),
     }
 }
 

@@ -20,7 +20,10 @@ pub mod tbank;
 
 pub use google::{FakeGoogle, GoogleConfig};
 pub use hold::Hold;
-pub use llm::{FakeLlm, LlmConfig, analysis_for_prompt, expected_score};
+pub use llm::{
+    FakeLlm, INVENTED_QUOTE, LlmConfig, analysis_for_prompt, analysis_for_request, evidence_for,
+    expected_score, markers,
+};
 pub use tbank::{FakeCall, FakeTbank, TbankConfig, TbankFaults};
 
 /// A plain-http client for the crate's own tests. In a workspace build reqwest's rustls

@@ -21,7 +21,8 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 pub use analysis::{
-    PromptCriterion, REFUSAL, analysis_for_prompt, expected_score, markers, parse_criteria,
+    INVENTED_QUOTE, PromptCriterion, REFUSAL, analysis_for_prompt, analysis_for_request,
+    evidence_for, expected_score, markers, parse_criteria, transcript_phrases,
 };
 
 use crate::server::{Counter, Dice, LatencyKnob, RateKnob, Running, bearer};
@@ -345,7 +346,13 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
             "invalid_request_error",
         );
     };
-    if body.get("response_format").is_some_and(|f| !f.is_null()) {
+    let schema_given = body.get("response_format").is_some_and(|f| !f.is_null());
+    let with_evidence = if schema_given {
+        body["response_format"].to_string().contains("\"evidence\"")
+    } else {
+        messages.iter().any(|m| m.contains("\"evidence\""))
+    };
+    if schema_given {
         st.with_response_format.bump();
         if st.reject_response_format {
             return error(
@@ -381,7 +388,7 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
     let content = if st.refuse_all.load(Ordering::SeqCst) {
         analysis::REFUSAL.to_string()
     } else {
-        analysis::content_for(&prompt, st.first_invalid_once(&messages))
+        analysis::content_for(&prompt, st.first_invalid_once(&messages), with_evidence)
     };
     let prompt_tokens = prompt.chars().count() / 4;
     let completion_tokens = content.chars().count() / 4;

@@ -6,11 +6,14 @@
 //! |---|---|---|
 //! | first | anything | header, skipped |
 //! | exactly one non-empty cell, in column A | `[category]` | starts a category |
-//! | 2-4 cells | `[indicator, comment, max score, scoring conditions]` | one criterion |
+//! | 2-5 cells | `[indicator, comment, max score, scoring conditions, critical]` | one criterion |
 //! | the first empty row | `[]` | end of the checklist; rows after it are ignored |
 //!
-//! Only columns A-D are read, as the Sheets source asks for `A:D`: whatever a CSV export
-//! carries beyond column D is ignored the same way.
+//! Column E (`Критичный`) is optional: да/нет, yes/no, 1/0, true/false, empty = no. Old
+//! four-column sheets therefore read as before. A row is a category when column A is its
+//! only non-empty cell among A-D (column E is not looked at there). Only columns A-E are
+//! read, as the Sheets source asks for `A:E`: whatever a CSV export carries beyond column E
+//! is ignored the same way.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,8 +21,10 @@ use std::path::PathBuf;
 
 use crate::domain::Criterion;
 
-/// Columns of the layout: indicator, comment, max score, conditions.
-const COLUMNS: usize = 4;
+/// Columns of the layout: indicator, comment, max score, conditions, critical.
+const COLUMNS: usize = 5;
+/// Columns that decide whether a row is a category (A alone) or a criterion.
+const SHAPE_COLUMNS: usize = 4;
 
 /// Where rows came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +88,17 @@ pub fn parse_checklist(
     for (index, raw) in rows.iter().enumerate().skip(1) {
         let row = index + 1;
         let cells = trimmed_cells(raw);
-        match cells.len() {
-            0 => {
+        let shape = cells
+            .iter()
+            .take(SHAPE_COLUMNS)
+            .rposition(|c| !c.is_empty())
+            .map_or(0, |last| last + 1);
+        match (cells.len(), shape) {
+            (0, _) => {
                 ended_at = Some(row);
                 break;
             }
-            1 => parser.start_category(row, &cells[0]),
+            (_, 1) => parser.start_category(row, &cells[0]),
             _ => parser.criterion(row, &cells),
         }
     }
@@ -138,7 +148,7 @@ pub fn custom_instructions(rows: &[Vec<String>]) -> String {
         .join("\n\n")
 }
 
-/// The row's first four cells, trimmed, with trailing blank cells dropped, so that a
+/// The row's first five cells, trimmed, with trailing blank cells dropped, so that a
 /// CSV's `Категория,,,` and the API's `["Категория"]` look alike.
 fn trimmed_cells(raw: &[String]) -> Vec<String> {
     let mut cells: Vec<String> = raw
@@ -258,6 +268,21 @@ impl Parser<'_> {
             }
             self.seen.insert(key, row);
         }
+        let critical = match parse_critical(cell(4)) {
+            Some(c) => c,
+            None => {
+                self.problem(
+                    row,
+                    4,
+                    format!(
+                        "critical mark \"{}\" is not да/нет, yes/no or 1/0; column E marks a \
+                         critical criterion (empty means no)",
+                        cell(4)
+                    ),
+                );
+                false
+            }
+        };
         if let Some(max_score) = max_score
             && !indicator.is_empty()
         {
@@ -267,6 +292,7 @@ impl Parser<'_> {
                 comment: cell(1).to_string(),
                 max_score,
                 conditions: cell(3).to_string(),
+                critical,
             });
         }
     }
@@ -293,6 +319,15 @@ fn parse_score(raw: &str) -> Result<f64, String> {
             Err(format!("max score \"{raw}\" must be above zero"))
         }
         _ => Err(format!("max score \"{raw}\" is not a number")),
+    }
+}
+
+/// Column E: whether the criterion is critical; `None` for a value that is not a yes or no.
+fn parse_critical(raw: &str) -> Option<bool> {
+    match raw.trim().to_lowercase().as_str() {
+        "" | "нет" | "no" | "0" | "false" | "н" | "n" => Some(false),
+        "да" | "yes" | "1" | "true" | "д" | "y" => Some(true),
+        _ => None,
     }
 }
 
@@ -367,6 +402,7 @@ mod tests {
                 comment: "И компанию".into(),
                 max_score: 5.0,
                 conditions: "5 — имя и компания; 0 — нет".into(),
+                critical: false,
             }
         );
         assert_eq!(criteria[1].indicator, "Уточнил имя клиента");
@@ -422,18 +458,57 @@ mod tests {
     }
 
     #[test]
-    fn columns_beyond_d_are_ignored() {
+    fn columns_beyond_e_are_ignored() {
         let criteria = parse_checklist(
             &sheet(),
             &rows(&[
                 HEADER,
-                &["Кат", "", "", "", "заметка"],
-                &["Крит", "к", "4", "у", "заметка"],
+                &["Кат", "", "", "", "", "заметка"],
+                &["Крит", "к", "4", "у", "", "заметка"],
             ]),
         )
         .unwrap();
         assert_eq!(criteria[0].category, "Кат");
         assert_eq!(criteria[0].conditions, "у");
+        assert!(!criteria[0].critical);
+    }
+
+    #[test]
+    fn column_e_marks_critical_criteria() {
+        let criteria = parse_checklist(
+            &sheet(),
+            &rows(&[
+                &[
+                    "Показатель",
+                    "Комментарий",
+                    "Макс. балл",
+                    "Условия",
+                    "Критичный",
+                ],
+                // Column E of a category row is not looked at.
+                &["Кат", "", "", "", "да"],
+                &["А", "", "1", "", "да"],
+                &["Б", "", "1", "", " Yes "],
+                &["В", "", "1", "", "1"],
+                &["Г", "", "1", "", "нет"],
+                &["Д", "", "1", "", "0"],
+                &["Е", "", "1", "", ""],
+                &["Ж", "", "1"],
+            ]),
+        )
+        .unwrap();
+        let critical: Vec<bool> = criteria.iter().map(|c| c.critical).collect();
+        assert_eq!(critical, [true, true, true, false, false, false, false]);
+        assert_eq!(criteria[0].category, "Кат");
+
+        let p = problems(&[HEADER, &["Кат"], &["А", "", "1", "", "важно"]]);
+        assert_eq!(
+            p,
+            vec![
+                "sheet \"Чек-лист\": row 3, cell E3: critical mark \"важно\" is not да/нет, yes/no \
+                 or 1/0; column E marks a critical criterion (empty means no)"
+            ]
+        );
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub async fn load_sheets(
     let rows = client
         .values(
             &source.checklist_sheet,
-            "A:D",
+            "A:E",
             "REQUIREMENTS_SHEET_NAME_CHECK_LIST",
         )
         .await?;

@@ -1,14 +1,16 @@
 //! One function per subcommand: configuration in, exit code out. `main` only parses flags,
 //! sets up logging and calls these; tests call them directly.
 
+pub mod calibrate;
 pub mod check;
+pub mod compare;
 pub mod completions;
 pub mod criteria;
 pub mod migrate;
 pub mod operators;
 pub mod run;
 
-use crate::cli::{Command, EnvArgs, OperatorsCommand};
+use crate::cli::{CalibrateCommand, Command, EnvArgs, OperatorsCommand};
 use crate::config::{ConfigError, Env};
 use crate::exit::ExitCode;
 
@@ -22,6 +24,9 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         Command::Operators(OperatorsCommand::Unknown(args)) => {
             operators::unknown(&args, &env).await
         }
+        Command::Calibrate(CalibrateCommand::Import(args)) => calibrate::import(&args, &env).await,
+        Command::Calibrate(CalibrateCommand::Report(args)) => calibrate::report(&args, &env).await,
+        Command::Compare(args) => compare::compare(&args, env).await,
         Command::Completions(args) => completions::completions(args.shell),
     }
 }

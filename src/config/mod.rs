@@ -60,6 +60,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "PUSHGATEWAY_URL",
     "DB_TIMEOUT_S",
     "SHUTDOWN_GRACE_S",
+    "REVIEW_BELOW_PERCENT",
 ];
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.
@@ -270,6 +271,16 @@ impl Env {
         Ok(s.expect("checked"))
     }
 
+    /// What `callq calibrate import` needs: the database, and the checklist to match the
+    /// file's criteria against.
+    pub fn calibration_import(&self) -> Result<(DbSettings, Source), ConfigError> {
+        let mut c = self.checker();
+        let db = c.database();
+        let checklist = c.checklist_source();
+        c.finish()?;
+        Ok((db.expect("checked"), checklist.expect("checked")))
+    }
+
     /// Everything `callq run` needs.
     /// Where metrics go, read without failing: a run that stops on bad configuration
     /// still publishes its exit code where it can.
@@ -310,6 +321,7 @@ impl Env {
         let tbank = c.tbank(retry);
         let llm = c.llm(retry);
         let prompt_layout = c.prompt_layout();
+        let review_below_percent = c.review_below_percent();
         let metrics = MetricsSettings {
             textfile: c.optional("METRICS_TEXTFILE").map(PathBuf::from),
             pushgateway: match c.optional("PUSHGATEWAY_URL") {
@@ -332,6 +344,7 @@ impl Env {
             prompt_layout,
             metrics,
             shutdown_grace,
+            review_below_percent,
         })
     }
 }
@@ -399,6 +412,8 @@ pub struct RunSettings {
     pub metrics: MetricsSettings,
     /// After SIGTERM/SIGINT, how long calls in flight may take to finish and save.
     pub shutdown_grace: Duration,
+    /// Scored calls below this percentage go to the review queue (REVIEW_BELOW_PERCENT).
+    pub review_below_percent: u8,
 }
 
 struct Checker<'a> {
@@ -603,6 +618,23 @@ impl Checker<'_> {
                     format!("{other:?} is neither \"cached\" nor \"inline\""),
                 );
                 PromptLayout::Cached
+            }
+        }
+    }
+
+    fn review_below_percent(&mut self) -> u8 {
+        let default = crate::review::DEFAULT_REVIEW_BELOW_PERCENT;
+        let Some(raw) = self.optional("REVIEW_BELOW_PERCENT") else {
+            return default;
+        };
+        match raw.trim_end_matches('%').trim().parse::<u8>() {
+            Ok(p) if p <= 100 => p,
+            _ => {
+                self.problem(
+                    "REVIEW_BELOW_PERCENT",
+                    format!("{raw:?} is not a percentage (a whole number from 0 to 100)"),
+                );
+                default
             }
         }
     }
@@ -829,6 +861,30 @@ mod tests {
         let (ignored, unknown) = env.ignored_vars();
         assert_eq!(ignored, ["LOGGING_ON_DB".to_string()]);
         assert_eq!(unknown, ["SOMETHING_ELSE".to_string()]);
+    }
+
+    #[test]
+    fn review_below_percent_is_a_percentage() {
+        let (_f, env) = env_from("", &[]);
+        assert_eq!(env.checker().review_below_percent(), 50);
+        for (raw, want) in [
+            ("0", Some(0)),
+            ("65", Some(65)),
+            ("70%", Some(70)),
+            ("100", Some(100)),
+        ] {
+            let (_f, env) = env_from(&format!("REVIEW_BELOW_PERCENT={raw}\n"), &[]);
+            let mut c = env.checker();
+            assert_eq!(Some(c.review_below_percent()), want, "{raw}");
+            assert!(c.problems.is_empty(), "{raw}");
+        }
+        for raw in ["101", "-1", "половина", "0.5"] {
+            let (_f, env) = env_from(&format!("REVIEW_BELOW_PERCENT={raw}\n"), &[]);
+            let mut c = env.checker();
+            c.review_below_percent();
+            assert_eq!(c.problems.len(), 1, "{raw}");
+            assert_eq!(c.problems[0].var, "REVIEW_BELOW_PERCENT");
+        }
     }
 
     #[test]

@@ -10,8 +10,11 @@ mod prompt;
 mod schema;
 
 pub use client::{Analyzed, CONTENT_ATTEMPTS, LlmClient, LlmError, LlmSettings};
-pub use parse::{ParseError, Parsed, parse_analysis, parse_analysis_with_notes, percentage};
+pub use parse::{
+    ParseError, Parsed, match_criterion, parse_analysis, parse_analysis_with_notes, percentage,
+};
 pub use prompt::{
-    Placeholder, PromptBuilder, PromptLayout, Template, TemplateError, criteria_list,
+    EVIDENCE_INSTRUCTION, Placeholder, PromptBuilder, PromptLayout, Template, TemplateError,
+    criteria_list,
 };
 pub use schema::response_schema;

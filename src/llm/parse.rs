@@ -156,6 +156,7 @@ pub fn parse_analysis_with_notes(
             recommendations,
             agreements,
             decline_reasons,
+            review_reasons: Vec::new(),
         },
         notes,
     })
@@ -288,6 +289,13 @@ fn normalise(s: &str) -> String {
         .collect()
 }
 
+/// The index of the checklist criterion `category`/`criterion` names, matched as the
+/// model's answers are: the criterion name decides (case, punctuation, `ё`, numbering and
+/// small misspellings forgiven), the category settles ties. Human QA scores use it too.
+pub fn match_criterion(checklist: &Checklist, category: &str, criterion: &str) -> Option<usize> {
+    Matcher::new(checklist).criterion(category, criterion)
+}
+
 /// Close enough to be the same name misspelt: one wrong letter in ten.
 const MATCH_THRESHOLD: f64 = 0.8;
 /// Fuzzy scores this close count as a tie, settled by the category.
@@ -415,7 +423,18 @@ fn evaluation(
         score: score.clamp(0.0, c.max_score.max(0.0)),
         max_score: c.max_score,
         reason: text(obj, "reason"),
+        evidence: evidence(obj),
+        evidence_verified: None,
     })
+}
+
+/// The quote behind the score. Missing or null is no quote, not an error: prompt-only
+/// answers and old templates' answers may not have the field.
+fn evidence(obj: &Map<String, Value>) -> Option<String> {
+    match obj.get("evidence") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(text(obj, "evidence")),
+    }
 }
 
 fn recommendation(v: &Value, matcher: &Matcher, notes: &mut Vec<String>) -> Option<Recommendation> {
@@ -553,6 +572,43 @@ mod tests {
         // 100·13.5/17.5 = 77.14 → 77
         assert_eq!(a.performance_percentage, 77);
         assert_eq!(a.evaluations[0].reason, "\"цитата\"");
+    }
+
+    #[test]
+    fn evidence_is_kept_as_given_and_may_be_missing() {
+        let mut with = eval("Приветствие", "Назвал имя и банк", json!(5), json!(5));
+        with["evidence"] = json!("  Меня зовут Анна, банк Пример ");
+        let mut empty = eval(
+            "Презентация",
+            "Озвучил кредитный лимит",
+            json!(0),
+            json!(2.5),
+        );
+        empty["evidence"] = json!("");
+        let mut null = eval(
+            "Завершение",
+            "Договорился о следующем шаге",
+            json!(1),
+            json!(10),
+        );
+        null["evidence"] = json!(null);
+        let without = eval(
+            "Выявление потребностей",
+            "Задал открытые вопросы",
+            json!(2),
+            json!(10),
+        );
+        let a = parse(&answer(vec![with, empty, null, without]));
+        let got: Vec<Option<&str>> = a
+            .evaluations
+            .iter()
+            .map(|e| e.evidence.as_deref())
+            .collect();
+        assert_eq!(
+            got,
+            [Some("Меня зовут Анна, банк Пример"), Some(""), None, None]
+        );
+        assert!(a.evaluations.iter().all(|e| e.evidence_verified.is_none()));
     }
 
     #[test]

@@ -202,6 +202,15 @@ pub enum PromptLayout {
     Inline,
 }
 
+/// Asks for a quote behind every score. It follows the criteria list (or ends a template
+/// without one), so it is part of the text every call shares and a cached prefix keeps it;
+/// it holds in prompt-only mode too, where no schema names the field.
+pub const EVIDENCE_INSTRUCTION: &str = "ЦИТАТЫ-ДОКАЗАТЕЛЬСТВА\n\
+Добавь в каждую оценку в evaluations поле \"evidence\": короткую дословную цитату из \
+транскрипции звонка (не длиннее 300 символов), на которой основан балл. Копируй слова точно \
+так, как они записаны в транскрипции, без пересказа, без пропусков и без меток operator:/client:. \
+Если балл поставлен за то, чего в звонке не было, напиши \"evidence\": \"\".\n\n";
+
 /// Stands where `{transcription}` was when the cached layout moves the transcript to the end.
 const TRANSCRIPT_MOVED: &str = "(транскрипция звонка приведена в конце этого сообщения)";
 /// Heads the transcript at the end of a prompt in the cached layout.
@@ -221,10 +230,16 @@ pub struct PromptBuilder {
 impl PromptBuilder {
     pub fn new(template: Template, checklist: &Checklist) -> PromptBuilder {
         let criteria = criteria_list(checklist);
+        let criteria_and_evidence = format!("{criteria}{EVIDENCE_INSTRUCTION}");
+        let mut evidence_asked = false;
         let mut pieces: Vec<Piece> = Vec::new();
         for seg in &template.segments {
             let text = match seg {
                 Segment::Literal(s) => s.as_str(),
+                Segment::Field(Placeholder::CriteriaList) if !evidence_asked => {
+                    evidence_asked = true;
+                    criteria_and_evidence.as_str()
+                }
                 Segment::Field(Placeholder::CriteriaList) => criteria.as_str(),
                 Segment::Field(Placeholder::CustomInstructions) => {
                     checklist.custom_instructions.as_str()
@@ -240,6 +255,13 @@ impl PromptBuilder {
                 _ => pieces.push(Piece::Static(text.to_string())),
             }
         }
+        if !evidence_asked {
+            let ending = format!("\n\n{EVIDENCE_INSTRUCTION}");
+            match pieces.last_mut() {
+                Some(Piece::Static(s)) => s.push_str(&ending),
+                _ => pieces.push(Piece::Static(ending)),
+            }
+        }
         let static_len = pieces
             .iter()
             .map(|p| match p {
@@ -249,7 +271,7 @@ impl PromptBuilder {
             .sum();
         // Unit separators keep "ab"+"c" and "a"+"bc" apart.
         let version = content_version(&format!(
-            "{}\u{1f}{}\u{1f}{}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{EVIDENCE_INSTRUCTION}",
             template.source, criteria, checklist.custom_instructions
         ));
         PromptBuilder {
@@ -361,6 +383,7 @@ mod tests {
             comment: format!("комментарий к {name}"),
             max_score: max,
             conditions: format!("условия для {name}"),
+            critical: false,
         }
     }
 
@@ -384,7 +407,7 @@ mod tests {
         let p = PromptBuilder::new(t, &checklist());
         let out = p.render("operator: {не поле}\nclient: да\n");
         let expected = format!(
-            "Чек-лист:\n{}Инструкции: Будь строг.\nЗвонок:\noperator: {{не поле}}\nclient: да\n\
+            "Чек-лист:\n{}{EVIDENCE_INSTRUCTION}Инструкции: Будь строг.\nЗвонок:\noperator: {{не поле}}\nclient: да\n\
              \nОтвет: {{\"a\": {{\"b\": 1}}}}",
             criteria_list(&checklist())
         );
@@ -395,9 +418,38 @@ mod tests {
     fn a_placeholder_may_repeat_and_surround_text() {
         let t = Template::parse("{transcription}|{transcription}").unwrap();
         let p = PromptBuilder::new(t, &Checklist::default());
-        assert_eq!(p.render("x"), "x|x");
+        assert_eq!(p.render("x"), format!("x|x\n\n{EVIDENCE_INSTRUCTION}"));
         let t = Template::parse("{transcription}").unwrap();
-        assert_eq!(PromptBuilder::new(t, &Checklist::default()).render(""), "");
+        assert_eq!(
+            PromptBuilder::new(t, &Checklist::default()).render(""),
+            format!("\n\n{EVIDENCE_INSTRUCTION}")
+        );
+    }
+
+    #[test]
+    fn evidence_is_asked_once_in_the_shared_prefix() {
+        let c = checklist();
+        // After the criteria list when the template has one.
+        let t = Template::parse("А\n{criteria_list}Б\n{transcription}\n{criteria_list}").unwrap();
+        let out = PromptBuilder::new(t, &c).render("T");
+        assert_eq!(out.matches(EVIDENCE_INSTRUCTION).count(), 1);
+        assert!(out.contains(&format!("{}{EVIDENCE_INSTRUCTION}Б", criteria_list(&c))));
+        // Without a criteria list, at the end; the cached layout then moves the transcript
+        // after it, so the shared prefix holds the instruction and is longer than before.
+        let t = Template::parse("Роль\n{transcription}").unwrap();
+        let cached = PromptBuilder::new(t, &c).layout(PromptLayout::Cached);
+        let out = cached.render("operator: Алло\n");
+        assert!(
+            out.ends_with("ТРАНСКРИПЦИЯ ЗВОНКА:\noperator: Алло\n"),
+            "{out}"
+        );
+        assert!(out.contains(EVIDENCE_INSTRUCTION));
+        // The example templates keep their layout and gain the instruction in the prefix.
+        let t = Template::parse(include_str!("../../prompts/department1.txt")).unwrap();
+        let cached = PromptBuilder::new(t, &c).layout(PromptLayout::Cached);
+        let a = cached.render("operator: X\n");
+        let prefix = a.strip_suffix("operator: X\n").unwrap();
+        assert!(prefix.contains(EVIDENCE_INSTRUCTION));
     }
 
     #[test]

@@ -60,7 +60,15 @@ fn evaluation_schema(c: &Criterion) -> Value {
             json!({"type": "number", "minimum": number(max), "maximum": number(max)}),
         ),
         ("reason", json!({"type": "string"})),
+        ("evidence", evidence_schema()),
     ])
+}
+
+/// The quote backing a score (see `prompt::EVIDENCE_INSTRUCTION`); `""` when the score is
+/// for something absent from the call. Length is asked for in the prompt, not here:
+/// `maxLength` is not among the keywords every strict-mode provider accepts.
+fn evidence_schema() -> Value {
+    json!({"type": "string"})
 }
 
 /// The response schema for `checklist`.
@@ -81,6 +89,7 @@ pub fn response_schema(checklist: &Checklist) -> Value {
             ("score_given", json!({"type": "number", "minimum": 0})),
             ("max_score", json!({"type": "number", "minimum": 0})),
             ("reason", json!({"type": "string"})),
+            ("evidence", evidence_schema()),
         ])
     } else {
         json!({ "anyOf": evaluation })
@@ -202,6 +211,7 @@ mod tests {
             json!({"type": "number", "minimum": 0, "maximum": 2.5})
         );
         assert_eq!(b["max_score"]["maximum"], json!(2.5));
+        assert_eq!(b["evidence"], json!({"type": "string"}));
     }
 
     #[test]

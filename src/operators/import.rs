@@ -249,7 +249,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
 }
 
 /// `;` when the header row has more semicolons than commas, else `,`.
-fn sniff_delimiter(text: &str) -> u8 {
+pub(crate) fn sniff_delimiter(text: &str) -> u8 {
     let header = text
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -262,7 +262,7 @@ fn sniff_delimiter(text: &str) -> u8 {
 /// The 1-based line of the record the reader says starts at `byte`. The reader's own line
 /// numbers miss blank lines and CRLF endings, and its byte offset may point at the line
 /// breaks (blank lines) before the record, which are skipped here.
-fn line_at(text: &str, byte: u64) -> u64 {
+pub(crate) fn line_at(text: &str, byte: u64) -> u64 {
     let bytes = text.as_bytes();
     let mut start = usize::try_from(byte)
         .unwrap_or(bytes.len())

@@ -39,6 +39,8 @@ pub(crate) struct Finished {
     pub outcome: Outcome,
     pub spent: Spent,
     pub failure: Option<(i64, String)>,
+    /// Why a scored call goes to the review queue, if it does.
+    pub review: Vec<crate::domain::ReviewReason>,
 }
 
 impl Finished {
@@ -47,6 +49,7 @@ impl Finished {
             outcome,
             spent: Spent::default(),
             failure: None,
+            review: Vec::new(),
         }
     }
 }
@@ -126,7 +129,7 @@ impl DayRun<'_> {
         slot: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<Finished, RunError> {
         let p = self.prepared;
-        let analyzed = match p.llm.analyze(prompt, &p.schema, &p.checklist).await {
+        let mut analyzed = match p.llm.analyze(prompt, &p.schema, &p.checklist).await {
             Ok(a) => a,
             Err(e) => {
                 let spent = spent_on_failure(&e, p.llm.cost(&e.usage()));
@@ -134,6 +137,13 @@ impl DayRun<'_> {
             }
         };
         drop(slot);
+        // Quotes are checked against the text the model saw, before anything is stored.
+        crate::review::assess(
+            &mut analyzed.analysis,
+            text,
+            &p.checklist,
+            p.settings.review_below_percent,
+        );
         for note in &analyzed.notes {
             tracing::debug!("call {}: {note}", call.id);
         }
@@ -164,6 +174,7 @@ impl DayRun<'_> {
             outcome,
             spent,
             failure: None,
+            review: analyzed.analysis.review_reasons.clone(),
         })
     }
 
@@ -232,6 +243,7 @@ impl DayRun<'_> {
             outcome: Outcome::Failed,
             spent,
             failure: Some((call_id, text)),
+            review: Vec::new(),
         })
     }
 

@@ -25,6 +25,12 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_run_safety",
         include_str!("../../db/migrations/0004_run_safety.sql"),
     ),
+    // 5 belongs to another branch; versions need not be contiguous.
+    (
+        6,
+        "0006_quality",
+        include_str!("../../db/migrations/0006_quality.sql"),
+    ),
 ];
 
 /// An arbitrary constant: the advisory lock key that serialises concurrent migrations.

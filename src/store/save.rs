@@ -68,10 +68,10 @@ const UPSERT_CALL: &str = "
 INSERT INTO calls (id, start_time, finish_time, operator_id, department_id, phone_number,
                    total_score, max_score, performance_percentage, call_direction, duration_s,
                    is_sales_call, model, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
-                   checklist_version, prompt_version, run_id, analyzed_at)
+                   checklist_version, prompt_version, run_id, analyzed_at, review_reasons)
 VALUES ($1::bigint, $2::timestamp, $3::timestamp, $4::integer, $5::integer, $6::text, $7::float8, $8::float8,
         $9::integer, $10::text, $11::integer, $12::boolean, $13::text, $14::integer, $15::integer,
-        $16::integer, $17::float8, $18::text, $19::text, $20::bigint, now())
+        $16::integer, $17::float8, $18::text, $19::text, $20::bigint, now(), $21::text[])
 ON CONFLICT (id) DO UPDATE SET
     start_time = EXCLUDED.start_time, finish_time = EXCLUDED.finish_time,
     operator_id = EXCLUDED.operator_id, department_id = EXCLUDED.department_id,
@@ -82,14 +82,16 @@ ON CONFLICT (id) DO UPDATE SET
     prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
     cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd,
     checklist_version = EXCLUDED.checklist_version, prompt_version = EXCLUDED.prompt_version,
-    run_id = EXCLUDED.run_id, analyzed_at = now()";
+    run_id = EXCLUDED.run_id, analyzed_at = now(), review_reasons = EXCLUDED.review_reasons";
 
 // Every parameter is cast to the type callq sends, so a database created by the old tool
 // with other column types (integer ids, numeric scores, timestamptz) still accepts it.
 // Children are written with one statement per table from arrays, however many rows.
 const INSERT_EVALUATIONS: &str = "
-INSERT INTO call_evaluations (call_id, category, criterion, score, max_score, reason)
-SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[])";
+INSERT INTO call_evaluations (call_id, category, criterion, score, max_score, reason, evidence,
+                              evidence_verified)
+SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[],
+                                 $7::text[], $8::boolean[])";
 const INSERT_RECOMMENDATIONS: &str = "
 INSERT INTO call_recommendations (call_id, category, issue, recommendation, priority)
 SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])";
@@ -157,6 +159,9 @@ impl Store {
         let e_score: Vec<f64> = e.iter().map(|x| x.score).collect();
         let e_max: Vec<f64> = e.iter().map(|x| x.max_score).collect();
         let e_reason: Vec<&str> = e.iter().map(|x| x.reason.as_str()).collect();
+        let e_evidence: Vec<Option<&str>> = e.iter().map(|x| x.evidence.as_deref()).collect();
+        let e_verified: Vec<Option<bool>> = e.iter().map(|x| x.evidence_verified).collect();
+        let review: Vec<&str> = a.review_reasons.iter().map(|r| r.as_str()).collect();
         let v = &a.recommendations;
         let r_cat: Vec<&str> = v.iter().map(|x| x.category.as_str()).collect();
         let r_issue: Vec<&str> = v.iter().map(|x| x.issue.as_str()).collect();
@@ -170,7 +175,7 @@ impl Store {
         let d_cat: Vec<&str> = d.iter().map(|x| x.product_category.as_str()).collect();
 
         type Params<'p, const N: usize> = [&'p (dyn ToSql + Sync); N];
-        let call_params: Params<20> = [
+        let call_params: Params<21> = [
             &r.id,
             &r.start_local,
             &r.finish_local,
@@ -191,9 +196,19 @@ impl Store {
             &r.checklist_version,
             &r.prompt_version,
             &r.run_id,
+            &review,
         ];
         let id_params: Params<1> = [&r.id];
-        let eval_params: Params<6> = [&r.id, &e_cat, &e_crit, &e_score, &e_max, &e_reason];
+        let eval_params: Params<8> = [
+            &r.id,
+            &e_cat,
+            &e_crit,
+            &e_score,
+            &e_max,
+            &e_reason,
+            &e_evidence,
+            &e_verified,
+        ];
         let rec_params: Params<5> = [&r.id, &r_cat, &r_issue, &r_text, &r_prio];
         let agr_params: Params<3> = [&r.id, &g_amount, &g_text];
         let dec_params: Params<4> = [&r.id, &d_type, &d_desc, &d_cat];

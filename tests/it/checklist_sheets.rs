@@ -402,7 +402,7 @@ async fn persistent_server_errors_give_up_as_transient_trouble() {
     assert_eq!(
         err.to_string(),
         format!(
-            "Google Sheets answered HTTP 500 for '{CHECKLIST_SHEET}'!A:D: Internal error encountered."
+            "Google Sheets answered HTTP 500 for '{CHECKLIST_SHEET}'!A:E: Internal error encountered."
         )
     );
     assert_eq!(canned.requests(), 3);

@@ -21,6 +21,7 @@ fn crit(category: &str, indicator: &str, max: f64) -> Criterion {
         comment: format!("что проверяем в «{indicator}»"),
         max_score: max,
         conditions: "полный балл, если сделано полностью".into(),
+        critical: false,
     }
 }
 

@@ -4,13 +4,16 @@
 mod bench_smoke;
 mod bi_views;
 mod binary;
+mod calibrate;
 mod checklist_sheets;
 mod common;
+mod compare;
 mod env_example;
 mod faults;
 mod llm_client;
 mod old_database;
 mod operators;
+mod review;
 mod run;
 mod schema_sql;
 mod store_tls;

@@ -19,7 +19,18 @@ pub mod markers {
     pub const AGREEMENT_PREFIX: &str = "[agreement:";
     /// One decline reason.
     pub const DECLINE: &str = "[decline]";
+    /// Quotes lightly altered (case, punctuation, one letter), as speech-to-text respells.
+    pub const EVIDENCE_NEAR: &str = "[evidence:near]";
+    /// The first quote invented, in no transcript.
+    pub const EVIDENCE_INVENTED: &str = "[evidence:invented]";
+    /// Leave the `evidence` field out, as a model ignoring the instruction would.
+    pub const NO_EVIDENCE: &str = "[no-evidence]";
+    /// Score every criterion 0 (quotes empty: nothing to quote for what is absent).
+    pub const SCORE_ZERO: &str = "[score-zero]";
 }
+
+/// The quote `[evidence:invented]` puts first.
+pub const INVENTED_QUOTE: &str = "Оператор пообещал клиенту бесплатный отпуск на Мальдивах";
 
 /// The non-JSON answer of `[invalid-once]` / `[invalid-always]`.
 pub const REFUSAL: &str = "Извините, я не могу оценить этот звонок.";
@@ -86,6 +97,62 @@ pub fn expected_score(index: usize, max: f64) -> f64 {
 /// Its totals are deliberately wrong (999 of 1, 100 %) so tests prove that callq
 /// recomputes them from the evaluations.
 pub fn analysis_for_prompt(prompt: &str) -> Value {
+    analysis_for_request(prompt, false)
+}
+
+/// The phrases of the transcript inside `prompt`: the text of its `operator: ` and
+/// `client: ` lines, in order.
+pub fn transcript_phrases(prompt: &str) -> Vec<&str> {
+    prompt
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("operator: ")
+                .or_else(|| l.strip_prefix("client: "))
+        })
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The quote the fake gives the criterion at `index` (0-based, prompt order): phrase
+/// `index` of the transcript, cycling, at most 300 characters; empty for a 0 score or a
+/// call without phrases. Markers alter or invent quotes.
+pub fn evidence_for(prompt: &str, index: usize, score: f64) -> String {
+    let phrases = transcript_phrases(prompt);
+    if score <= 0.0 || phrases.is_empty() {
+        return String::new();
+    }
+    if index == 0 && prompt.contains(markers::EVIDENCE_INVENTED) {
+        return INVENTED_QUOTE.to_string();
+    }
+    let quote: String = phrases[index % phrases.len()].chars().take(300).collect();
+    if prompt.contains(markers::EVIDENCE_NEAR) {
+        alter(&quote)
+    } else {
+        quote
+    }
+}
+
+/// Lower case, no punctuation, `е` for `ё`, and in the longest word one letter doubled.
+fn alter(quote: &str) -> String {
+    let mut words: Vec<String> = quote
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase().replace('ё', "е"))
+        .collect();
+    if let Some(longest) = words.iter_mut().max_by_key(|w| w.chars().count())
+        && longest.chars().count() >= 5
+    {
+        let mid = longest.chars().nth(2).expect("five letters");
+        let at = longest.char_indices().nth(2).expect("five letters").0;
+        longest.insert(at, mid);
+    }
+    words.join(" ")
+}
+
+/// The analysis for `prompt`; `with_evidence` when the request asked for quotes (the
+/// schema names `evidence`, or a prompt-only request's prompt does).
+pub fn analysis_for_request(prompt: &str, with_evidence: bool) -> Value {
     if prompt.contains(markers::NOT_SALES) {
         return json!({
             "is_sales_call": false,
@@ -103,13 +170,22 @@ pub fn analysis_for_prompt(prompt: &str) -> Value {
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            json!({
+            let score = if prompt.contains(markers::SCORE_ZERO) {
+                0.0
+            } else {
+                expected_score(i, c.max_score)
+            };
+            let mut e = json!({
                 "category": c.category,
                 "criterion": c.criterion,
-                "score_given": number(expected_score(i, c.max_score)),
+                "score_given": number(score),
                 "max_score": number(c.max_score),
                 "reason": format!("Цитата: «{}» — оценено по условиям критерия", c.criterion),
-            })
+            });
+            if with_evidence && !prompt.contains(markers::NO_EVIDENCE) {
+                e["evidence"] = json!(evidence_for(prompt, i, score));
+            }
+            e
         })
         .collect();
     let first_category = criteria.first().map_or("Общее", |c| c.category.as_str());
@@ -157,13 +233,13 @@ fn agreements(prompt: &str) -> Vec<Value> {
 
 /// The message content for `prompt`: a refusal for `[invalid-always]`, and for
 /// `[invalid-once]` when `first_sighting`; else the analysis, fenced for `[fenced]`.
-pub(crate) fn content_for(prompt: &str, first_sighting: bool) -> String {
+pub(crate) fn content_for(prompt: &str, first_sighting: bool, with_evidence: bool) -> String {
     if prompt.contains(markers::INVALID_ALWAYS)
         || (first_sighting && prompt.contains(markers::INVALID_ONCE))
     {
         return REFUSAL.to_string();
     }
-    let analysis = analysis_for_prompt(prompt);
+    let analysis = analysis_for_request(prompt, with_evidence);
     if prompt.contains(markers::FENCED) {
         let pretty = serde_json::to_string_pretty(&analysis).expect("a JSON value serializes");
         format!("Вот оценка:\n```json\n{pretty}\n```\nГотово.")
@@ -262,12 +338,60 @@ mod tests {
     }
 
     #[test]
+    fn quotes_come_from_the_transcript_when_asked_for() {
+        let p = prompt("operator: Добрый день! Меня зовут Анна.\nclient: Слушаю вас внимательно.");
+        assert_eq!(
+            analysis_for_prompt(&p)["evaluations"][0].get("evidence"),
+            None
+        );
+        let a = analysis_for_request(&p, true);
+        let quotes: Vec<&str> = a["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["evidence"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            quotes,
+            [
+                "Добрый день! Меня зовут Анна.",
+                "Слушаю вас внимательно.",
+                "Добрый день! Меня зовут Анна.",
+                "Слушаю вас внимательно.",
+            ]
+        );
+        let near = analysis_for_request(&format!("{p}\nclient: [evidence:near]"), true);
+        assert_eq!(
+            near["evaluations"][0]["evidence"],
+            "доббрый день меня зовут анна"
+        );
+        assert_eq!(
+            near["evaluations"][1]["evidence"],
+            "слушаю вас вниимательно"
+        );
+        let invented = analysis_for_request(&format!("{p}\nclient: [evidence:invented]"), true);
+        assert_eq!(invented["evaluations"][0]["evidence"], INVENTED_QUOTE);
+        assert_eq!(
+            invented["evaluations"][1]["evidence"],
+            "Слушаю вас внимательно."
+        );
+        let none = analysis_for_request(&format!("{p}\nclient: [no-evidence]"), true);
+        assert_eq!(none["evaluations"][0].get("evidence"), None);
+        let zero = analysis_for_request(&format!("{p}\nclient: [score-zero]"), true);
+        assert_eq!(zero["evaluations"][0]["score_given"], 0);
+        assert_eq!(zero["evaluations"][0]["evidence"], "");
+    }
+
+    #[test]
     fn content_refuses_or_fences_as_asked() {
         let once = prompt("[invalid-once]");
-        assert_eq!(content_for(&once, true), REFUSAL);
-        assert!(serde_json::from_str::<Value>(&content_for(&once, false)).is_ok());
-        assert_eq!(content_for(&prompt("[invalid-always]"), false), REFUSAL);
-        let fenced = content_for(&prompt("[fenced]"), true);
+        assert_eq!(content_for(&once, true, false), REFUSAL);
+        assert!(serde_json::from_str::<Value>(&content_for(&once, false, false)).is_ok());
+        assert_eq!(
+            content_for(&prompt("[invalid-always]"), false, false),
+            REFUSAL
+        );
+        let fenced = content_for(&prompt("[fenced]"), true, false);
         assert!(fenced.starts_with("Вот оценка:\n```json\n{"));
         assert!(fenced.ends_with("}\n```\nГотово."));
         let inner = fenced
