@@ -94,6 +94,9 @@ pub struct TbankFaults {
     pub expire_token_after: Option<u64>,
     /// Unparseable items appended to page 1 of every listing.
     pub broken_items_on_first_page: Vec<Value>,
+    /// The first N login requests answer 503 with the request body echoed back, password
+    /// and all, as some gateways do.
+    pub login_echo_5xx: usize,
 }
 
 /// A running fake TQM. Dropping it stops the server.
@@ -213,6 +216,7 @@ struct Tbank {
     burst_429: usize,
     expire_token_after: Option<u64>,
     broken_items: Vec<Value>,
+    login_echo_5xx: usize,
     dice: Dice,
     sessions: Mutex<Sessions>,
     logins: Counter,
@@ -262,6 +266,7 @@ impl Tbank {
             burst_429: config.faults.burst_429,
             expire_token_after: config.faults.expire_token_after,
             broken_items: config.faults.broken_items_on_first_page,
+            login_echo_5xx: config.faults.login_echo_5xx,
             dice: Dice::new(config.seed),
             sessions: Mutex::new(Sessions::default()),
             logins: Counter::default(),
@@ -346,8 +351,17 @@ fn parse_json(body: &Bytes) -> Result<Value, String> {
 
 /// §1.1: both login paths share this handler.
 async fn login(State(st): State<Arc<Tbank>>, body: Bytes) -> Response {
-    st.logins.bump();
+    let attempt = st.logins.bump();
     st.listing_latency.wait().await;
+    if attempt < st.login_echo_5xx {
+        st.served_500.bump();
+        let echoed = String::from_utf8_lossy(&body);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("upstream unavailable; request was: {echoed}"),
+        )
+            .into_response();
+    }
     let body = match parse_json(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(&e),

@@ -91,7 +91,7 @@ pub async fn criteria(env: &Env) -> ExitCode {
     };
     match pipeline::load_checklist(&source).await {
         Ok(list) => {
-            println!("{}", checklist::describe(&list));
+            crate::redact::println(checklist::describe(&list));
             ExitCode::Ok
         }
         Err(e) => {
@@ -159,7 +159,7 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
             Ok(summary) => {
                 tracing::info!("{}", summary.to_string().trim_end());
                 if !args.json {
-                    println!("{summary}");
+                    crate::redact::println(&summary);
                 }
                 if summary.failures_total > 0 {
                     worst = worst.max(ExitCode::SomeFailed);
@@ -186,7 +186,7 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
             "days": days,
             "errors": errors,
         });
-        println!("{report}");
+        crate::redact::println(report);
     }
     if !opts.dry_run {
         let text = metrics::render(

@@ -180,7 +180,34 @@ impl Env {
                 env.ignored.push(k);
             }
         }
+        env.register_secrets();
         env
+    }
+
+    /// Hands every secret value to `redact`, before anything can log or print it: the
+    /// T-Bank password, the LLM key, the database password and the Google private key.
+    fn register_secrets(&self) {
+        for var in ["PASSWORD", "TOKEN_LLM"] {
+            if let Some((v, _)) = self.get(var) {
+                crate::redact::register(v);
+            }
+        }
+        if let Some((raw, _)) = self.get("DATA_BASE")
+            && let Ok(db) = parse_database_url(raw)
+            && let Some(password) = db.config.get_password()
+        {
+            crate::redact::register(&String::from_utf8_lossy(password));
+        }
+        if let Some((json_auth, _)) = self.get("JSON_AUTH") {
+            let text = if json_auth.trim_start().starts_with('{') {
+                Some(json_auth.to_string())
+            } else {
+                std::fs::read_to_string(json_auth.trim()).ok()
+            };
+            if let Some(key) = text.as_deref().and_then(private_key_of) {
+                crate::redact::register(&key);
+            }
+        }
     }
 
     /// A flag's value wins over file and environment.
@@ -637,6 +664,12 @@ impl Checker<'_> {
             })
         }
     }
+}
+
+/// The `private_key` of a service-account key's JSON text, if it has one.
+fn private_key_of(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("private_key")?.as_str().map(str::to_string)
 }
 
 /// Accepts the old tool's SQLAlchemy URLs (`postgresql+psycopg2://…`) as well as plain

@@ -297,3 +297,47 @@ async fn check_reports_each_system_and_spends_one_tiny_llm_request() {
     );
     assert_eq!(h.llm.requests(), 2, "a rejected key is not retried");
 }
+
+/// The T-Bank login answers 503 and echoes its request body — the password, JSON-escaped —
+/// into every retry warning. The log writers mask it on the console and in the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_echoed_by_a_failing_login_is_masked_in_every_log_line() {
+    let password = r#"Pa"ss\wörd-7d1f/ключ"#;
+    let mut world = World {
+        env_extra: "LOGGING_ON_FILE=True\nLOGGING_LEVEL=DEBUG\n".into(),
+        ..World::default()
+    };
+    world.tbank.password = password.into();
+    world.tbank.faults.login_echo_5xx = 3;
+    let h = Harness::start(world).await;
+    let date = day().to_string();
+    let out = output(
+        callq()
+            .args(["run", "--date", &date, "--env-file"])
+            .arg(&h.env_path),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(h.tbank.logins(), 4, "three echoed 503s, then a session");
+
+    let stderr = text(&out.stderr);
+    let mut files = String::new();
+    for entry in std::fs::read_dir(h.dir.path().join("logs")).expect("LOGGING_DIR was created") {
+        files.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let escaped = serde_json::to_string(password).unwrap();
+    let escaped = &escaped[1..escaped.len() - 1];
+    for (name, log) in [("stderr", &stderr), ("log files", &files)] {
+        assert!(
+            log.contains("request was:"),
+            "the echoed body is logged ({name}):\n{log}"
+        );
+        assert!(
+            log.contains(r#""password":"***""#),
+            "the password is masked in {name}:\n{log}"
+        );
+        for form in [password, escaped, "Pa\\\"ss", "7d1f/ключ"] {
+            assert!(!log.contains(form), "{form:?} leaked into {name}:\n{log}");
+        }
+    }
+}
