@@ -441,9 +441,14 @@ fn as_i64(v: &Value) -> Option<i64> {
     }
 }
 
+/// Trimmed, non-empty text, cleaned of what PostgreSQL's text refuses (NUL).
 fn as_text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::String(s) => {
+            let s = crate::text::clean(s);
+            let s = s.trim();
+            (!s.is_empty()).then(|| s.to_string())
+        }
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -523,11 +528,9 @@ fn parse_transcript(v: &Value) -> Result<Transcript, String> {
             continue;
         };
         for p in list {
-            let text = p
-                .get("phraseText")
-                .and_then(|t| t.as_str())
-                .unwrap_or("")
-                .trim();
+            let text =
+                crate::text::clean(p.get("phraseText").and_then(|t| t.as_str()).unwrap_or(""));
+            let text = text.trim();
             if text.is_empty() {
                 continue;
             }
@@ -602,6 +605,27 @@ mod tests {
         )
         .unwrap();
         assert!(on_day(&local, day(7), moscow()));
+    }
+
+    #[test]
+    fn nul_characters_are_removed_from_wire_text() {
+        let c = parse_call(
+            &json!({"segmentId": 1, "startDate": "2025-08-07T10:15:03", "duration": 60,
+                    "operatorUserFullName": "Ива\0нова Анна\0", "callDirection": "out\0bound",
+                    "operatorUserLogin": "\0"}),
+            moscow(),
+        )
+        .unwrap();
+        assert_eq!(c.operator_name, "Иванова Анна");
+        assert_eq!(c.direction.as_deref(), Some("outbound"));
+        assert_eq!(c.operator_login, None, "nothing but NUL is no login");
+        let t = parse_transcript(&json!({"firstOperatorId": 1, "transcriptionParts": [
+            {"phrases": [{"contactId": 1, "phraseText": "Добрый\0 день"}, {"contactId": 0, "phraseText": "\0"}]}
+        ]}))
+        .unwrap();
+        assert_eq!(t.to_text(), "operator: Добрый день\n");
+        let g = parse_group(&json!({"id": 1, "name": "Группа\0"})).unwrap();
+        assert_eq!(g.name, "Группа");
     }
 
     #[test]

@@ -507,7 +507,7 @@ fn connector(urls: &[&str]) -> Result<Connector, SheetsError> {
 /// accepted in case a proxy or a render option sends them raw.
 fn cell_text(value: serde_json::Value) -> String {
     match value {
-        serde_json::Value::String(s) => s,
+        serde_json::Value::String(s) => crate::text::clean_string(s),
         serde_json::Value::Null => String::new(),
         serde_json::Value::Bool(b) => if b { "TRUE" } else { "FALSE" }.to_string(),
         other => other.to_string(),
@@ -673,5 +673,6 @@ mod tests {
         assert_eq!(cell_text(serde_json::json!(2.5)), "2.5");
         assert_eq!(cell_text(serde_json::Value::Null), "");
         assert_eq!(cell_text(serde_json::json!(true)), "TRUE");
+        assert_eq!(cell_text(serde_json::json!("При\0ветствие")), "Приветствие");
     }
 }

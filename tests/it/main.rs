@@ -6,6 +6,7 @@ mod bi_views;
 mod binary;
 mod checklist_sheets;
 mod common;
+mod edges;
 mod env_example;
 mod llm_client;
 mod old_database;
