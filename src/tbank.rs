@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone};
 use chrono_tz::Tz;
 use futures::Stream;
 use reqwest::StatusCode;
@@ -105,11 +105,14 @@ pub struct Group {
     pub kind: String,
 }
 
-/// One page of the listing: the calls that parsed, and how many items did not.
+/// One page of the listing: the day's calls that parsed, how many items did not, and how
+/// many were calls of a neighbouring day (the listing asks with a margin, see
+/// `listing_window`); only `calls` count as listed.
 #[derive(Debug, Default)]
 pub struct Page {
     pub calls: Vec<Call>,
     pub broken: usize,
+    pub other_days: usize,
 }
 
 #[derive(Clone)]
@@ -125,6 +128,8 @@ struct Inner {
 }
 
 const PAGE_SIZE: u32 = 1000;
+/// How the listing filter's bounds are written.
+const FILTER_DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 const LOGIN_PATHS: [&str; 2] = [
     "/v2/bff-core-app/auth/session-start",
     "/rest/auth/session-start",
@@ -346,11 +351,12 @@ impl TbankClient {
         tz: Tz,
         page: u64,
     ) -> Result<(Page, Option<u64>), TbankError> {
+        let (min, max) = listing_window(day, tz);
         let body = serde_json::json!({
             "filters": {
                 "date": {
-                    "min": format!("{} 00:00:00", day.format("%Y-%m-%d")),
-                    "max": format!("{} 23:59:59", day.format("%Y-%m-%d")),
+                    "min": min.format(FILTER_DATE_FORMAT).to_string(),
+                    "max": max.format(FILTER_DATE_FORMAT).to_string(),
                 },
                 "agent": [{"id": group.id, "type": group.kind, "title": group.name}],
                 "isNGramSearch": false,
@@ -367,6 +373,7 @@ impl TbankClient {
             match parse_call(item, tz) {
                 Ok(call) if on_day(&call, day, tz) => out.calls.push(call),
                 Ok(call) => {
+                    out.other_days += 1;
                     tracing::debug!(
                         "call {} starts {} — not on {day}; ignored",
                         call.id,
@@ -495,6 +502,24 @@ fn parse_call(v: &Value, tz: Tz) -> Result<Call, String> {
     })
 }
 
+/// The range the listing asks for, wider than the day. TQM reads the bounds as wall-clock
+/// time in CALLS_TIMEZONE and to the second, so `00:00:00–23:59:59` would lose a call
+/// starting in the day's last second, and a server reading them as UTC would lose the
+/// day's first hours (east of Greenwich) or last hours (west). The range covers the day
+/// under both readings, plus an hour for a daylight-saving change; `on_day` then keeps
+/// exactly the day's calls.
+fn listing_window(day: NaiveDate, tz: Tz) -> (NaiveDateTime, NaiveDateTime) {
+    let start = day.and_time(NaiveTime::MIN);
+    let end = start + Days::new(1);
+    // The same moment written as UTC wall-clock time.
+    let as_utc = |local: NaiveDateTime| local - tz.offset_from_utc_datetime(&local).fix();
+    let margin = chrono::Duration::hours(1);
+    (
+        start.min(as_utc(start)) - margin,
+        end.max(as_utc(end)) + margin,
+    )
+}
+
 /// The day is the day in CALLS_TIMEZONE, also for times sent with an offset or `Z`.
 fn on_day(call: &Call, day: NaiveDate, tz: Tz) -> bool {
     call.start.with_timezone(&tz).date_naive() == day
@@ -583,6 +608,25 @@ mod tests {
                 moscow()
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn the_listing_asks_for_the_day_under_both_readings_with_an_hour_to_spare() {
+        let day = NaiveDate::from_ymd_opt(2025, 8, 7).unwrap();
+        let text = |(a, b): (NaiveDateTime, NaiveDateTime)| (a.to_string(), b.to_string());
+        assert_eq!(
+            text(listing_window(day, moscow())),
+            ("2025-08-06 20:00:00".into(), "2025-08-08 01:00:00".into())
+        );
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(
+            text(listing_window(day, new_york)),
+            ("2025-08-06 23:00:00".into(), "2025-08-08 05:00:00".into())
+        );
+        assert_eq!(
+            text(listing_window(day, chrono_tz::UTC)),
+            ("2025-08-06 23:00:00".into(), "2025-08-08 01:00:00".into())
         );
     }
 

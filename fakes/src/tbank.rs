@@ -60,6 +60,9 @@ pub struct TbankConfig {
     pub faults: TbankFaults,
     /// Seed of the random error draws.
     pub seed: u64,
+    /// When set, the listing's date range is read as UTC, the calls' local times being at
+    /// this offset from UTC: a server that ignores the client's time zone.
+    pub range_in_utc: Option<chrono::FixedOffset>,
 }
 
 impl Default for TbankConfig {
@@ -76,6 +79,7 @@ impl Default for TbankConfig {
             transcript_latency: Duration::ZERO,
             faults: TbankFaults::default(),
             seed: 0,
+            range_in_utc: None,
         }
     }
 }
@@ -209,6 +213,7 @@ struct Tbank {
     calls: Vec<FakeCall>,
     by_segment: HashMap<i64, usize>,
     page_size: usize,
+    range_in_utc: Option<chrono::FixedOffset>,
     listing_latency: LatencyKnob,
     transcript_latency: LatencyKnob,
     error_rate: RateKnob,
@@ -259,6 +264,7 @@ impl Tbank {
             calls,
             by_segment,
             page_size: config.page_size.max(1),
+            range_in_utc: config.range_in_utc,
             listing_latency: LatencyKnob::new(config.listing_latency),
             transcript_latency: LatencyKnob::new(config.transcript_latency),
             error_rate: RateKnob::new(config.faults.error_rate),
@@ -442,7 +448,13 @@ async fn list_calls(State(st): State<Arc<Tbank>>, headers: HeaderMap, body: Byte
     let matching: Vec<&FakeCall> = if our_group.is_some_and(|g| request.agent_ids.contains(&g)) {
         st.calls
             .iter()
-            .filter(|c| (request.min..=request.max).contains(&c.start))
+            .filter(|c| {
+                let start = match st.range_in_utc {
+                    Some(offset) => c.start - offset,
+                    None => c.start,
+                };
+                (request.min..=request.max).contains(&start)
+            })
             .collect()
     } else {
         Vec::new()
