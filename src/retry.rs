@@ -17,7 +17,7 @@ pub trait Transient {
 /// The longest `Retry-After` honoured as asked.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first one included.
     pub max_attempts: usize,

@@ -439,12 +439,29 @@ struct CallSessions {
     next_page: Option<Value>,
 }
 
-/// Numbers may come as strings.
+/// Numbers may come as strings, or as floats without a fraction. Out of range is `None`,
+/// never a saturated value.
 fn as_i64(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+                .map(|f| f as i64)
+        }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
+    }
+}
+
+/// An integer field: absent (or null) is `Ok(None)`; present but not an integer that fits
+/// an i64 is an error naming the field, so the item is counted unreadable instead of
+/// stored with a wrong or missing value.
+fn int_field(v: &Value, name: &str) -> Result<Option<i64>, String> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => as_i64(x)
+            .map(Some)
+            .ok_or_else(|| format!("{name} {} is not an integer in range", short(x))),
     }
 }
 
@@ -470,11 +487,10 @@ fn parse_group(v: &Value) -> Option<Group> {
 }
 
 fn parse_call(v: &Value, tz: Tz) -> Result<Call, String> {
-    let id = v
-        .get("segmentId")
-        .or_else(|| v.get("id"))
-        .and_then(as_i64)
-        .ok_or("no segmentId")?;
+    let id = match int_field(v, "segmentId")? {
+        Some(id) => id,
+        None => int_field(v, "id")?.ok_or("no segmentId")?,
+    };
     let start = v
         .get("startDate")
         .and_then(|s| s.as_str())
@@ -484,11 +500,16 @@ fn parse_call(v: &Value, tz: Tz) -> Result<Call, String> {
         .get("endDate")
         .and_then(|s| s.as_str())
         .and_then(|s| parse_time(s, tz).ok());
-    let duration_s = v
-        .get("duration")
-        .and_then(as_i64)
+    let duration_s = int_field(v, "duration")
+        .map_err(|e| format!("call {id}: {e}"))?
         .or_else(|| finish.map(|f| (f - start).num_seconds()))
         .ok_or_else(|| format!("call {id}: no duration"))?;
+    // calls.duration_s is an integer column: a value beyond it would be stored as NULL.
+    if i32::try_from(duration_s).is_err() {
+        return Err(format!(
+            "call {id}: duration {duration_s} s is out of range"
+        ));
+    }
     Ok(Call {
         id,
         start,
@@ -540,10 +561,29 @@ fn parse_time(s: &str, tz: Tz) -> Result<DateTime<FixedOffset>, String> {
         .ok_or_else(|| format!("does not exist in {tz}"))
 }
 
+/// Keys of TQM's error objects; a transcript answer carrying one is an error, not "not
+/// transcribed yet" (which is an answer without parts).
+const ERROR_KEYS: [&str; 4] = ["errorCode", "errorMessage", "error", "errors"];
+
 fn parse_transcript(v: &Value) -> Result<Transcript, String> {
     let operator = v.get("firstOperatorId").and_then(as_i64);
     let parts = match v.get("transcriptionParts") {
-        None | Some(Value::Null) => return Ok(Transcript::default()),
+        None | Some(Value::Null) => {
+            let is_error = match v {
+                Value::Object(o) => ERROR_KEYS
+                    .iter()
+                    .any(|k| o.get(*k).is_some_and(|e| !e.is_null())),
+                _ => true,
+            };
+            if is_error {
+                let body = short(v);
+                tracing::warn!("T-Bank answered a transcript request with an error: {body}");
+                return Err(format!(
+                    "answered with an error instead of a transcript: {body}"
+                ));
+            }
+            return Ok(Transcript::default());
+        }
         Some(Value::Array(parts)) => parts,
         Some(_) => return Err("transcriptionParts is not a list".into()),
     };
@@ -631,6 +671,26 @@ mod tests {
     }
 
     #[test]
+    fn ids_and_durations_out_of_range_make_the_item_unreadable() {
+        let item = |id: Value, duration: Value| {
+            parse_call(
+                &json!({"segmentId": id, "startDate": "2025-08-07T10:00:00", "duration": duration}),
+                moscow(),
+            )
+        };
+        let err = item(json!(99999999999999999999u128 as f64), json!(60)).unwrap_err();
+        assert!(err.contains("segmentId"), "{err}");
+        assert!(item(json!("99999999999999999999"), json!(60)).is_err());
+        let err = item(json!(1), json!(3_000_000_000i64)).unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(item(json!(1), json!("-3000000000")).is_err());
+        assert!(item(json!(1), json!(1.5)).is_err());
+        let ok = item(json!(9_007_199_254_740_000i64), json!(60.0)).unwrap();
+        assert_eq!((ok.id, ok.duration_s), (9_007_199_254_740_000, 60));
+        assert!(item(json!(1), json!(i64::from(i32::MAX))).is_ok());
+    }
+
+    #[test]
     fn a_call_belongs_to_its_day_in_calls_timezone() {
         let late = parse_call(
             &json!({"segmentId": 1, "startDate": "2025-08-07T22:30:00Z", "duration": 60}),
@@ -688,5 +748,23 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        assert!(
+            parse_transcript(&json!({"segmentId": 1, "transcriptionParts": null}))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_error_object_is_a_failure_not_an_untranscribed_call() {
+        let err = parse_transcript(&json!({"errorCode": "TRANSCRIPTION_FAILED",
+                                           "errorMessage": "Сегмент повреждён", "status": 200}))
+        .unwrap_err();
+        assert!(err.contains("TRANSCRIPTION_FAILED"), "{err}");
+        assert!(err.contains("Сегмент повреждён"), "{err}");
+        let long = "x".repeat(1000);
+        let err = parse_transcript(&json!({"error": long})).unwrap_err();
+        assert!(err.len() < 400, "the body is truncated: {}", err.len());
+        assert!(parse_transcript(&json!("oops")).is_err());
     }
 }

@@ -101,6 +101,9 @@ pub struct TbankFaults {
     /// The first N login requests answer 503 with the request body echoed back, password
     /// and all, as some gateways do.
     pub login_echo_5xx: usize,
+    /// Segments whose transcript request answers 200 with an error object instead of a
+    /// transcript.
+    pub transcript_error_object: Vec<i64>,
 }
 
 /// A running fake TQM. Dropping it stops the server.
@@ -222,6 +225,7 @@ struct Tbank {
     expire_token_after: Option<u64>,
     broken_items: Vec<Value>,
     login_echo_5xx: usize,
+    transcript_error_object: Vec<i64>,
     dice: Dice,
     sessions: Mutex<Sessions>,
     logins: Counter,
@@ -273,6 +277,7 @@ impl Tbank {
             expire_token_after: config.faults.expire_token_after,
             broken_items: config.faults.broken_items_on_first_page,
             login_echo_5xx: config.faults.login_echo_5xx,
+            transcript_error_object: config.faults.transcript_error_object,
             dice: Dice::new(config.seed),
             sessions: Mutex::new(Sessions::default()),
             logins: Counter::default(),
@@ -512,6 +517,14 @@ async fn transcript(State(st): State<Arc<Tbank>>, headers: HeaderMap, body: Byte
         Ok(None) => return bad_request("`segmentId` is required"),
         Err(e) => return bad_request(&e),
     };
+    if st.transcript_error_object.contains(&id) {
+        let body = json!({
+            "errorCode": "TRANSCRIPTION_FAILED",
+            "errorMessage": format!("Сегмент {id} не удалось распознать"),
+            "status": 200,
+        });
+        return axum::Json(body).into_response();
+    }
     match st.by_segment.get(&id) {
         Some(&i) => axum::Json(wire::transcript_body(&st.calls[i])).into_response(),
         None => error(

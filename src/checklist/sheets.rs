@@ -608,6 +608,7 @@ mod tests {
             checklist_sheet: "Чек-лист".into(),
             prompt_sheet: None,
             base_url: "http://127.0.0.1:9/".into(),
+            retry: RetryPolicy::default(),
         };
         let err = SheetsClient::connect(&source).await.err().unwrap();
         assert!(err.is_input_error(), "{err}");

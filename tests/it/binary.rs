@@ -341,3 +341,25 @@ async fn a_password_echoed_by_a_failing_login_is_masked_in_every_log_line() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_loud_logging_level_and_a_zero_llm_timeout_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    std::fs::write(
+        &env,
+        "LOGGING_LEVEL=LOUD\nLLM_TIMEOUT_S=0\nLOGGING_ON_FILE=False\n",
+    )
+    .unwrap();
+    let out = output(callq().args(["run", "--env-file"]).arg(&env)).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("LOGGING_LEVEL: \"LOUD\" is not a level: use DEBUG, INFO, WARNING or ERROR"),
+        "{err}"
+    );
+    assert!(
+        err.contains("LLM_TIMEOUT_S: \"0\" is not a timeout"),
+        "{err}"
+    );
+}

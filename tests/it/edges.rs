@@ -121,3 +121,57 @@ async fn a_server_reading_the_range_as_utc_loses_no_early_call() {
     assert_eq!(stored_ids(&h).await, vec![1, 2, 3, 4]);
     assert_eq!(h.count("SELECT calls_listed::bigint FROM runs").await, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transcript_answered_with_an_error_object_fails_the_call() {
+    let mut world = World {
+        calls: vec![
+            call(1, OP1, &[(true, "Добрый день"), (false, "Да")]),
+            call(2, OP1, &[(true, "Здравствуйте"), (false, "Да")]),
+        ],
+        ..World::default()
+    };
+    world.tbank.faults.transcript_error_object = vec![2];
+    let h = Harness::start(world).await;
+    assert_eq!(h.run(&[]).await, ExitCode::SomeFailed);
+    assert_eq!(stored_ids(&h).await, vec![1]);
+    let failure =
+        h.db.client()
+            .await
+            .query_one("SELECT call_id, stage, error FROM call_failures", &[])
+            .await
+            .unwrap();
+    assert_eq!(failure.get::<_, i64>(0), 2);
+    assert_eq!(failure.get::<_, String>(1), "transcript");
+    let error: String = failure.get(2);
+    assert!(error.contains("TRANSCRIPTION_FAILED"), "{error}");
+    assert_eq!(
+        h.count("SELECT no_transcript::bigint FROM runs").await,
+        0,
+        "not counted as untranscribed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_or_duration_beyond_its_column_makes_the_item_unreadable() {
+    let mut world = World {
+        calls: vec![call(1, OP1, &[(true, "Добрый день"), (false, "Да")])],
+        ..World::default()
+    };
+    let item = |id: serde_json::Value, duration: serde_json::Value| {
+        serde_json::json!({"segmentId": id, "startDate": "2025-08-07T10:00:00",
+                           "duration": duration, "operatorUserFullName": OP1.1})
+    };
+    world.tbank.faults.broken_items_on_first_page = vec![
+        item(serde_json::json!(1e20), serde_json::json!(60)),
+        item(serde_json::json!(3), serde_json::json!(3_000_000_000i64)),
+    ];
+    let h = Harness::start(world).await;
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(stored_ids(&h).await, vec![1]);
+    assert_eq!(
+        h.count("SELECT items_unreadable::bigint FROM runs").await,
+        2
+    );
+    assert_eq!(h.count("SELECT calls_listed::bigint FROM runs").await, 1);
+}
