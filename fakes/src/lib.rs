@@ -18,6 +18,7 @@ pub mod tbank;
 
 pub use google::{FakeGoogle, GoogleConfig};
 pub use llm::{FakeLlm, LlmConfig, analysis_for_prompt, expected_score};
+pub use server::Gate;
 pub use tbank::{FakeCall, FakeTbank, TbankConfig, TbankFaults};
 
 /// A plain-http client for the crate's own tests. In a workspace build reqwest's rustls

@@ -24,7 +24,7 @@ pub use analysis::{
     PromptCriterion, REFUSAL, analysis_for_prompt, expected_score, markers, parse_criteria,
 };
 
-use crate::server::{Counter, Dice, LatencyKnob, RateKnob, Running, bearer};
+use crate::server::{Counter, Dice, Gate, GateSlot, LatencyKnob, RateKnob, Running, bearer};
 
 /// How the fake gateway behaves.
 #[derive(Clone, Debug)]
@@ -108,6 +108,7 @@ impl FakeLlm {
             previous_prompt: Mutex::new(String::new()),
             invalid_once_seen: Mutex::new(HashSet::new()),
             prompts: Mutex::new(Vec::new()),
+            gate: GateSlot::default(),
         });
         let router = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
@@ -172,6 +173,12 @@ impl FakeLlm {
         self.state.prompts.lock().clone()
     }
 
+    /// Holds every accepted completion request from now on (after the key, model and
+    /// concurrency checks, where the model would think) until the returned gate admits it.
+    pub fn hold(&self) -> Gate {
+        self.state.gate.install()
+    }
+
     /// Changes the model latency for the rest of the run.
     pub fn set_latency(&self, latency: Duration) {
         self.state.latency.set(latency);
@@ -221,6 +228,7 @@ struct Llm {
     /// Hashes of `[invalid-once]` messages already answered with a refusal.
     invalid_once_seen: Mutex<HashSet<u64>>,
     prompts: Mutex<Vec<String>>,
+    gate: GateSlot,
 }
 
 /// Counts a request in flight for as long as its handler runs, even when the client
@@ -359,6 +367,7 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
             .insert(RETRY_AFTER, st.retry_after.clone());
         return resp;
     }
+    st.gate.pass().await;
     st.latency.wait().await;
     let prompt = messages.join("\n");
     let shared = st.account_prompt(&prompt);

@@ -19,7 +19,9 @@ use chrono::NaiveDateTime;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::server::{Counter, Dice, LatencyKnob, RateKnob, Running, bearer, random_hex};
+use crate::server::{
+    Counter, Dice, Gate, GateSlot, LatencyKnob, RateKnob, Running, bearer, random_hex,
+};
 
 /// One call of the fake's day listing.
 #[derive(Clone, Debug, Default)]
@@ -63,6 +65,9 @@ pub struct TbankConfig {
     /// When set, the listing's date range is read as UTC, the calls' local times being at
     /// this offset from UTC: a server that ignores the client's time zone.
     pub range_in_utc: Option<chrono::FixedOffset>,
+    /// Only the older login path (`/rest/auth/session-start`) exists; the newer one is 404,
+    /// as on older TQM installations.
+    pub old_login_path_only: bool,
 }
 
 impl Default for TbankConfig {
@@ -80,6 +85,7 @@ impl Default for TbankConfig {
             faults: TbankFaults::default(),
             seed: 0,
             range_in_utc: None,
+            old_login_path_only: false,
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct TbankFaults {
     /// Segments whose transcript request answers 200 with an error object instead of a
     /// transcript.
     pub transcript_error_object: Vec<i64>,
+    /// Listing pages from this one on always answer 500: a listing that breaks part-way.
+    pub listing_fails_from_page: Option<usize>,
 }
 
 /// A running fake TQM. Dropping it stops the server.
@@ -115,9 +123,13 @@ pub struct FakeTbank {
 impl FakeTbank {
     /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime.
     pub async fn start(config: TbankConfig) -> Self {
+        let old_login_path_only = config.old_login_path_only;
         let state = Arc::new(Tbank::new(config));
-        let router = Router::new()
-            .route("/v2/bff-core-app/auth/session-start", post(login))
+        let mut router = Router::new();
+        if !old_login_path_only {
+            router = router.route("/v2/bff-core-app/auth/session-start", post(login));
+        }
+        let router = router
             .route("/rest/auth/session-start", post(login))
             .route(
                 "/v2/bff-core-app/organizational-structures/autocomplete-search",
@@ -203,6 +215,12 @@ impl FakeTbank {
     pub fn set_transcript_latency(&self, latency: Duration) {
         self.state.transcript_latency.set(latency);
     }
+
+    /// Holds every authorized listing request from now on until the returned gate admits
+    /// it (`admit(n)`, `release()`, or dropping the gate).
+    pub fn hold_listing(&self) -> Gate {
+        self.state.listing_gate.install()
+    }
 }
 
 /// Shared state of the handlers.
@@ -226,6 +244,8 @@ struct Tbank {
     broken_items: Vec<Value>,
     login_echo_5xx: usize,
     transcript_error_object: Vec<i64>,
+    listing_fails_from_page: Option<usize>,
+    listing_gate: GateSlot,
     dice: Dice,
     sessions: Mutex<Sessions>,
     logins: Counter,
@@ -278,6 +298,8 @@ impl Tbank {
             broken_items: config.faults.broken_items_on_first_page,
             login_echo_5xx: config.faults.login_echo_5xx,
             transcript_error_object: config.faults.transcript_error_object,
+            listing_fails_from_page: config.faults.listing_fails_from_page,
+            listing_gate: GateSlot::default(),
             dice: Dice::new(config.seed),
             sessions: Mutex::new(Sessions::default()),
             logins: Counter::default(),
@@ -441,6 +463,7 @@ async fn list_calls(State(st): State<Arc<Tbank>>, headers: HeaderMap, body: Byte
     if let Some(resp) = st.refuse_unauthorized(&headers) {
         return resp;
     }
+    st.listing_gate.pass().await;
     st.listing_latency.wait().await;
     if let Some(resp) = st.random_fault() {
         return resp;
@@ -449,6 +472,12 @@ async fn list_calls(State(st): State<Arc<Tbank>>, headers: HeaderMap, body: Byte
         Ok(r) => r,
         Err(e) => return bad_request(&e),
     };
+    if st
+        .listing_fails_from_page
+        .is_some_and(|from| request.page >= from)
+    {
+        return st.internal_error();
+    }
     let our_group = st.groups.first().map(|(id, _)| *id);
     let matching: Vec<&FakeCall> = if our_group.is_some_and(|g| request.agent_ids.contains(&g)) {
         st.calls

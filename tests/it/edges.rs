@@ -175,3 +175,65 @@ async fn an_id_or_duration_beyond_its_column_makes_the_item_unreadable() {
     );
     assert_eq!(h.count("SELECT calls_listed::bigint FROM runs").await, 1);
 }
+
+/// Polls `condition` until it holds, for events the fakes cannot signal (rows committed by
+/// callq); fails after a minute instead of hanging.
+async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_breaks_part_way_keeps_earlier_pages_and_fails_the_run() {
+    let mut world = World {
+        calls: callq_fakes::scenario::sample_calls(day(), 6),
+        ..World::default()
+    };
+    world.tbank.page_size = 3;
+    world.tbank.faults.listing_fails_from_page = Some(2);
+    let h = Harness::start(world).await;
+    let listing = h.tbank.hold_listing();
+    listing.admit(1);
+    let control = async {
+        // Page 2 is asked for and held until page 1's calls are stored; then it fails
+        // on every attempt.
+        listing.arrived(2).await;
+        eventually("page 1's calls are stored", || async {
+            h.count("SELECT count(*) FROM calls").await == 3
+        })
+        .await;
+        listing.release();
+    };
+    let (code, ()) = tokio::join!(h.run(&[]), control);
+    assert_eq!(code, ExitCode::Unavailable);
+    assert_eq!(
+        stored_ids(&h).await,
+        vec![90_000_000, 90_000_001, 90_000_002]
+    );
+    let status: String =
+        h.db.client()
+            .await
+            .query_one("SELECT status FROM runs", &[])
+            .await
+            .unwrap()
+            .get(0);
+    assert_eq!(status, "failed");
+    assert!(h.tbank.served_500() >= 6, "page 2 was retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_tqm_without_the_new_login_path_is_logged_into_on_the_old_one() {
+    let mut world = World::default();
+    world.tbank.old_login_path_only = true;
+    let h = Harness::start(world).await;
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.tbank.logins(), 1, "one login, on the old path");
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 6);
+}
