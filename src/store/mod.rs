@@ -16,7 +16,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DbSettings;
 
-pub use migrations::MIGRATIONS;
+pub use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
 pub use save::{CallRecord, Failure, RunFinish, RunStart};
 
 #[derive(Debug, thiserror::Error)]
