@@ -1,5 +1,6 @@
 //! Logging to the console and to daily-rotating files. Console lines go around the progress
-//! bar (`progress`), not through it.
+//! bar (`progress`), not through it. Both writers mask registered secrets (`redact`): this
+//! is the one point every log line passes, whatever logged it.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Mutex, OnceLock};
@@ -83,16 +84,16 @@ pub fn init(settings: &LoggingSettings) -> LogGuard {
                 guard = Some(g);
                 Some(
                     tracing_subscriber::fmt::layer()
-                        .with_writer(writer)
+                        .with_writer(Redacting(writer))
                         .with_ansi(false)
                         .with_filter(filter()),
                 )
             }
             Err(e) => {
-                eprintln!(
+                crate::redact::eprintln(format_args!(
                     "warning: cannot write logs to LOGGING_DIR {}: {e}; logging to the console only",
                     settings.dir.display()
-                );
+                ));
                 None
             }
         }
@@ -104,7 +105,67 @@ pub fn init(settings: &LoggingSettings) -> LogGuard {
         .with(console)
         .with(file)
         .try_init();
+    mask_panics();
     LogGuard { _file: guard }
+}
+
+/// A panic message may quote a value too (an `expect` on a response, say).
+fn mask_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            let payload = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_string());
+            crate::redact::eprintln(format_args!("callq panicked{location}: {payload}"));
+        }));
+    });
+}
+
+/// Wraps a writer factory so each event's bytes are masked before they reach the writer.
+struct Redacting<M>(M);
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Redacting<M> {
+    type Writer = RedactingWriter<M::Writer>;
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter {
+            inner: self.0.make_writer(),
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// Collects one event (a secret may straddle two `write` calls) and writes it masked.
+struct RedactingWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Write for RedactingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let bytes = std::mem::take(&mut self.buf);
+        if !bytes.is_empty() {
+            self.inner.write_all(&crate::redact::redact_bytes(&bytes))?;
+        }
+        self.inner.flush()
+    }
+}
+
+impl<W: Write> Drop for RedactingWriter<W> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
 }
 
 /// Writes to stderr, suspending the progress bar while a line is printed.
@@ -126,6 +187,7 @@ impl Write for LineBuffer {
 impl Drop for LineBuffer {
     fn drop(&mut self) {
         let bytes = std::mem::take(&mut self.0);
+        let bytes = crate::redact::redact_bytes(&bytes);
         let print = || {
             let _ = std::io::stderr().write_all(&bytes);
         };

@@ -18,7 +18,7 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("callq: cannot start the async runtime: {e}");
+            callq::redact::eprintln(format_args!("callq: cannot start the async runtime: {e}"));
             return std::process::ExitCode::from(3);
         }
     };

@@ -17,7 +17,7 @@ pub trait Transient {
 /// The longest `Retry-After` honoured as asked.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(120);
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first one included.
     pub max_attempts: usize,
@@ -94,6 +94,10 @@ mod tests {
     enum E {
         Busy,
         Fatal,
+        /// A server's Retry-After.
+        Asks(Duration),
+        /// Transient without a Retry-After: the backoff decides.
+        Flaky,
     }
     impl Display for E {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,6 +109,8 @@ mod tests {
             match self {
                 E::Busy => Some(Some(Duration::from_millis(1))),
                 E::Fatal => None,
+                E::Asks(d) => Some(Some(*d)),
+                E::Flaky => Some(None),
             }
         }
     }
@@ -157,6 +163,69 @@ mod tests {
             .await;
         assert!(r.is_err());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    /// How long (in paused, auto-advancing time) `policy` spends on an operation that
+    /// fails with `error` until attempts run out.
+    async fn time_spent(policy: RetryPolicy, error: fn() -> E) -> Duration {
+        let started = tokio::time::Instant::now();
+        let r: Result<(), E> = policy.run("test", || async { Err(error()) }).await;
+        assert!(r.is_err());
+        started.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured_beyond_the_backoff_cap_up_to_two_minutes() {
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(30),
+        };
+        // One wait between two attempts: as asked, though above max_delay…
+        assert_eq!(
+            time_spent(policy, || E::Asks(Duration::from_secs(45))).await,
+            Duration::from_secs(45)
+        );
+        // …but an hour is cut to the cap.
+        assert_eq!(
+            time_spent(policy, || E::Asks(Duration::from_secs(3600))).await,
+            RETRY_AFTER_CAP
+        );
+        // A max_delay above the cap raises it.
+        let patient = RetryPolicy {
+            max_delay: Duration::from_secs(300),
+            ..policy
+        };
+        assert_eq!(
+            time_spent(patient, || E::Asks(Duration::from_secs(3600))).await,
+            Duration::from_secs(300)
+        );
+        // No wait after the last attempt, however long the server asks.
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..policy
+        };
+        assert_eq!(
+            time_spent(once, || E::Asks(Duration::from_secs(3600))).await,
+            Duration::ZERO
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_from_the_base_delay_and_stops_at_max_delay() {
+        let policy = RetryPolicy {
+            max_attempts: 8,
+            min_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(10),
+        };
+        // Seven waits: 1, 2, 4, 8, then 10 s three times, each stretched by jitter of at
+        // most its own length.
+        let spent = time_spent(policy, || E::Flaky).await;
+        let planned = Duration::from_secs(1 + 2 + 4 + 8 + 10 + 10 + 10);
+        assert!(
+            spent >= planned && spent <= 2 * planned,
+            "{spent:?} against {planned:?}"
+        );
     }
 
     #[test]

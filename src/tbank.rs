@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone};
 use chrono_tz::Tz;
 use futures::Stream;
 use reqwest::StatusCode;
@@ -116,11 +116,14 @@ pub struct Group {
     pub kind: String,
 }
 
-/// One page of the listing: the calls that parsed, and how many items did not.
+/// One page of the listing: the day's calls that parsed, how many items did not, and how
+/// many were calls of a neighbouring day (the listing asks with a margin, see
+/// `listing_window`); only `calls` count as listed.
 #[derive(Debug, Default)]
 pub struct Page {
     pub calls: Vec<Call>,
     pub broken: usize,
+    pub other_days: usize,
 }
 
 #[derive(Clone)]
@@ -136,6 +139,8 @@ struct Inner {
 }
 
 const PAGE_SIZE: u32 = 1000;
+/// How the listing filter's bounds are written.
+const FILTER_DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 const LOGIN_PATHS: [&str; 2] = [
     "/v2/bff-core-app/auth/session-start",
     "/rest/auth/session-start",
@@ -357,11 +362,12 @@ impl TbankClient {
         tz: Tz,
         page: u64,
     ) -> Result<(Page, Option<u64>), TbankError> {
+        let (min, max) = listing_window(day, tz);
         let body = serde_json::json!({
             "filters": {
                 "date": {
-                    "min": format!("{} 00:00:00", day.format("%Y-%m-%d")),
-                    "max": format!("{} 23:59:59", day.format("%Y-%m-%d")),
+                    "min": min.format(FILTER_DATE_FORMAT).to_string(),
+                    "max": max.format(FILTER_DATE_FORMAT).to_string(),
                 },
                 "agent": [{"id": group.id, "type": group.kind, "title": group.name}],
                 "isNGramSearch": false,
@@ -378,6 +384,7 @@ impl TbankClient {
             match parse_call(item, tz) {
                 Ok(call) if on_day(&call, day, tz) => out.calls.push(call),
                 Ok(call) => {
+                    out.other_days += 1;
                     tracing::debug!(
                         "call {} starts {} — not on {day}; ignored",
                         call.id,
@@ -443,18 +450,40 @@ struct CallSessions {
     next_page: Option<Value>,
 }
 
-/// Numbers may come as strings.
+/// Numbers may come as strings, or as floats without a fraction. Out of range is `None`,
+/// never a saturated value.
 fn as_i64(v: &Value) -> Option<i64> {
     match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= i64::MIN as f64 && *f < i64::MAX as f64)
+                .map(|f| f as i64)
+        }),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
 }
 
+/// An integer field: absent (or null) is `Ok(None)`; present but not an integer that fits
+/// an i64 is an error naming the field, so the item is counted unreadable instead of
+/// stored with a wrong or missing value.
+fn int_field(v: &Value, name: &str) -> Result<Option<i64>, String> {
+    match v.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => as_i64(x)
+            .map(Some)
+            .ok_or_else(|| format!("{name} {} is not an integer in range", short(x))),
+    }
+}
+
+/// Trimmed, non-empty text, cleaned of what PostgreSQL's text refuses (NUL).
 fn as_text(v: Option<&Value>) -> Option<String> {
     match v? {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::String(s) => {
+            let s = crate::text::clean(s);
+            let s = s.trim();
+            (!s.is_empty()).then(|| s.to_string())
+        }
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
@@ -469,11 +498,10 @@ fn parse_group(v: &Value) -> Option<Group> {
 }
 
 fn parse_call(v: &Value, tz: Tz) -> Result<Call, String> {
-    let id = v
-        .get("segmentId")
-        .or_else(|| v.get("id"))
-        .and_then(as_i64)
-        .ok_or("no segmentId")?;
+    let id = match int_field(v, "segmentId")? {
+        Some(id) => id,
+        None => int_field(v, "id")?.ok_or("no segmentId")?,
+    };
     let start = v
         .get("startDate")
         .and_then(|s| s.as_str())
@@ -483,11 +511,16 @@ fn parse_call(v: &Value, tz: Tz) -> Result<Call, String> {
         .get("endDate")
         .and_then(|s| s.as_str())
         .and_then(|s| parse_time(s, tz).ok());
-    let duration_s = v
-        .get("duration")
-        .and_then(as_i64)
+    let duration_s = int_field(v, "duration")
+        .map_err(|e| format!("call {id}: {e}"))?
         .or_else(|| finish.map(|f| (f - start).num_seconds()))
         .ok_or_else(|| format!("call {id}: no duration"))?;
+    // calls.duration_s is an integer column: a value beyond it would be stored as NULL.
+    if i32::try_from(duration_s).is_err() {
+        return Err(format!(
+            "call {id}: duration {duration_s} s is out of range"
+        ));
+    }
     Ok(Call {
         id,
         start,
@@ -499,6 +532,24 @@ fn parse_call(v: &Value, tz: Tz) -> Result<Call, String> {
         direction: as_text(v.get("callDirection")),
         phone: as_text(v.get("clientPhoneNumber")),
     })
+}
+
+/// The range the listing asks for, wider than the day. TQM reads the bounds as wall-clock
+/// time in CALLS_TIMEZONE and to the second, so `00:00:00–23:59:59` would lose a call
+/// starting in the day's last second, and a server reading them as UTC would lose the
+/// day's first hours (east of Greenwich) or last hours (west). The range covers the day
+/// under both readings, plus an hour for a daylight-saving change; `on_day` then keeps
+/// exactly the day's calls.
+fn listing_window(day: NaiveDate, tz: Tz) -> (NaiveDateTime, NaiveDateTime) {
+    let start = day.and_time(NaiveTime::MIN);
+    let end = start + Days::new(1);
+    // The same moment written as UTC wall-clock time.
+    let as_utc = |local: NaiveDateTime| local - tz.offset_from_utc_datetime(&local).fix();
+    let margin = chrono::Duration::hours(1);
+    (
+        start.min(as_utc(start)) - margin,
+        end.max(as_utc(end)) + margin,
+    )
 }
 
 /// The day is the day in CALLS_TIMEZONE, also for times sent with an offset or `Z`.
@@ -521,10 +572,29 @@ fn parse_time(s: &str, tz: Tz) -> Result<DateTime<FixedOffset>, String> {
         .ok_or_else(|| format!("does not exist in {tz}"))
 }
 
+/// Keys of TQM's error objects; a transcript answer carrying one is an error, not "not
+/// transcribed yet" (which is an answer without parts).
+const ERROR_KEYS: [&str; 4] = ["errorCode", "errorMessage", "error", "errors"];
+
 fn parse_transcript(v: &Value) -> Result<Transcript, String> {
     let operator = v.get("firstOperatorId").and_then(as_i64);
     let parts = match v.get("transcriptionParts") {
-        None | Some(Value::Null) => return Ok(Transcript::default()),
+        None | Some(Value::Null) => {
+            let is_error = match v {
+                Value::Object(o) => ERROR_KEYS
+                    .iter()
+                    .any(|k| o.get(*k).is_some_and(|e| !e.is_null())),
+                _ => true,
+            };
+            if is_error {
+                let body = short(v);
+                tracing::warn!("T-Bank answered a transcript request with an error: {body}");
+                return Err(format!(
+                    "answered with an error instead of a transcript: {body}"
+                ));
+            }
+            return Ok(Transcript::default());
+        }
         Some(Value::Array(parts)) => parts,
         Some(_) => return Err("transcriptionParts is not a list".into()),
     };
@@ -534,11 +604,9 @@ fn parse_transcript(v: &Value) -> Result<Transcript, String> {
             continue;
         };
         for p in list {
-            let text = p
-                .get("phraseText")
-                .and_then(|t| t.as_str())
-                .unwrap_or("")
-                .trim();
+            let text =
+                crate::text::clean(p.get("phraseText").and_then(|t| t.as_str()).unwrap_or(""));
+            let text = text.trim();
             if text.is_empty() {
                 continue;
             }
@@ -595,6 +663,45 @@ mod tests {
     }
 
     #[test]
+    fn the_listing_asks_for_the_day_under_both_readings_with_an_hour_to_spare() {
+        let day = NaiveDate::from_ymd_opt(2025, 8, 7).unwrap();
+        let text = |(a, b): (NaiveDateTime, NaiveDateTime)| (a.to_string(), b.to_string());
+        assert_eq!(
+            text(listing_window(day, moscow())),
+            ("2025-08-06 20:00:00".into(), "2025-08-08 01:00:00".into())
+        );
+        let new_york: Tz = "America/New_York".parse().unwrap();
+        assert_eq!(
+            text(listing_window(day, new_york)),
+            ("2025-08-06 23:00:00".into(), "2025-08-08 05:00:00".into())
+        );
+        assert_eq!(
+            text(listing_window(day, chrono_tz::UTC)),
+            ("2025-08-06 23:00:00".into(), "2025-08-08 01:00:00".into())
+        );
+    }
+
+    #[test]
+    fn ids_and_durations_out_of_range_make_the_item_unreadable() {
+        let item = |id: Value, duration: Value| {
+            parse_call(
+                &json!({"segmentId": id, "startDate": "2025-08-07T10:00:00", "duration": duration}),
+                moscow(),
+            )
+        };
+        let err = item(json!(99999999999999999999u128 as f64), json!(60)).unwrap_err();
+        assert!(err.contains("segmentId"), "{err}");
+        assert!(item(json!("99999999999999999999"), json!(60)).is_err());
+        let err = item(json!(1), json!(3_000_000_000i64)).unwrap_err();
+        assert!(err.contains("out of range"), "{err}");
+        assert!(item(json!(1), json!("-3000000000")).is_err());
+        assert!(item(json!(1), json!(1.5)).is_err());
+        let ok = item(json!(9_007_199_254_740_000i64), json!(60.0)).unwrap();
+        assert_eq!((ok.id, ok.duration_s), (9_007_199_254_740_000, 60));
+        assert!(item(json!(1), json!(i64::from(i32::MAX))).is_ok());
+    }
+
+    #[test]
     fn a_call_belongs_to_its_day_in_calls_timezone() {
         let late = parse_call(
             &json!({"segmentId": 1, "startDate": "2025-08-07T22:30:00Z", "duration": 60}),
@@ -616,6 +723,27 @@ mod tests {
     }
 
     #[test]
+    fn nul_characters_are_removed_from_wire_text() {
+        let c = parse_call(
+            &json!({"segmentId": 1, "startDate": "2025-08-07T10:15:03", "duration": 60,
+                    "operatorUserFullName": "Ива\0нова Анна\0", "callDirection": "out\0bound",
+                    "operatorUserLogin": "\0"}),
+            moscow(),
+        )
+        .unwrap();
+        assert_eq!(c.operator_name, "Иванова Анна");
+        assert_eq!(c.direction.as_deref(), Some("outbound"));
+        assert_eq!(c.operator_login, None, "nothing but NUL is no login");
+        let t = parse_transcript(&json!({"firstOperatorId": 1, "transcriptionParts": [
+            {"phrases": [{"contactId": 1, "phraseText": "Добрый\0 день"}, {"contactId": 0, "phraseText": "\0"}]}
+        ]}))
+        .unwrap();
+        assert_eq!(t.to_text(), "operator: Добрый день\n");
+        let g = parse_group(&json!({"id": 1, "name": "Группа\0"})).unwrap();
+        assert_eq!(g.name, "Группа");
+    }
+
+    #[test]
     fn transcript_keeps_order_and_speakers() {
         let t = parse_transcript(&json!({"firstOperatorId": 5512, "transcriptionParts": [
             {"phrases": [{"contactId": 5512, "phraseText": "Добрый день!"}, {"contactId": 0, "phraseText": "Здравствуйте."}]},
@@ -631,5 +759,23 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        assert!(
+            parse_transcript(&json!({"segmentId": 1, "transcriptionParts": null}))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_error_object_is_a_failure_not_an_untranscribed_call() {
+        let err = parse_transcript(&json!({"errorCode": "TRANSCRIPTION_FAILED",
+                                           "errorMessage": "Сегмент повреждён", "status": 200}))
+        .unwrap_err();
+        assert!(err.contains("TRANSCRIPTION_FAILED"), "{err}");
+        assert!(err.contains("Сегмент повреждён"), "{err}");
+        let long = "x".repeat(1000);
+        let err = parse_transcript(&json!({"error": long})).unwrap_err();
+        assert!(err.len() < 400, "the body is truncated: {}", err.len());
+        assert!(parse_transcript(&json!("oops")).is_err());
     }
 }

@@ -11,19 +11,17 @@
 
 mod server;
 
-pub mod hold;
-
 pub mod google;
 pub mod llm;
 pub mod scenario;
 pub mod tbank;
 
 pub use google::{FakeGoogle, GoogleConfig};
-pub use hold::Hold;
 pub use llm::{
     FakeLlm, INVENTED_QUOTE, LlmConfig, analysis_for_prompt, analysis_for_request, evidence_for,
     expected_score, markers,
 };
+pub use server::Gate;
 pub use tbank::{FakeCall, FakeTbank, TbankConfig, TbankFaults};
 
 /// A plain-http client for the crate's own tests. In a workspace build reqwest's rustls

@@ -25,7 +25,7 @@ pub use analysis::{
     evidence_for, expected_score, markers, parse_criteria, transcript_phrases,
 };
 
-use crate::server::{Counter, Dice, LatencyKnob, RateKnob, Running, bearer};
+use crate::server::{Counter, Dice, Gate, GateSlot, LatencyKnob, RateKnob, Running, bearer};
 
 /// How the fake gateway behaves.
 #[derive(Clone, Debug)]
@@ -109,7 +109,7 @@ impl FakeLlm {
             previous_prompt: Mutex::new(String::new()),
             invalid_once_seen: Mutex::new(HashSet::new()),
             prompts: Mutex::new(Vec::new()),
-            hold: crate::hold::Hold::default(),
+            gate: GateSlot::default(),
         });
         let router = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
@@ -174,9 +174,10 @@ impl FakeLlm {
         self.state.prompts.lock().clone()
     }
 
-    /// Holds accepted requests (after the key, model and rate checks) until opened.
-    pub fn hold(&self) -> &crate::hold::Hold {
-        &self.state.hold
+    /// Holds every accepted completion request from now on (after the key, model and
+    /// concurrency checks, where the model would think) until the returned gate admits it.
+    pub fn hold(&self) -> Gate {
+        self.state.gate.install()
     }
 
     /// Changes the model latency for the rest of the run.
@@ -205,7 +206,6 @@ impl FakeLlm {
 struct Llm {
     token: Mutex<String>,
     models: Vec<String>,
-    hold: crate::hold::Hold,
     latency: LatencyKnob,
     max_concurrency: Option<usize>,
     retry_after: HeaderValue,
@@ -229,6 +229,7 @@ struct Llm {
     /// Hashes of `[invalid-once]` messages already answered with a refusal.
     invalid_once_seen: Mutex<HashSet<u64>>,
     prompts: Mutex<Vec<String>>,
+    gate: GateSlot,
 }
 
 /// Counts a request in flight for as long as its handler runs, even when the client
@@ -373,8 +374,8 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
             .insert(RETRY_AFTER, st.retry_after.clone());
         return resp;
     }
+    st.gate.pass().await;
     st.latency.wait().await;
-    st.hold.pass().await;
     let prompt = messages.join("\n");
     let shared = st.account_prompt(&prompt);
     if st.dice.roll(st.error_rate.get()) {

@@ -1,6 +1,7 @@
 //! Plumbing shared by the fakes: binding and serving, bearer tokens, seeded fault dice.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -94,6 +95,96 @@ pub(crate) fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
+/// Holds requests at a point of a handler until the test lets them through, and tells
+/// the test when they arrive: tests order events with it instead of latency windows.
+///
+/// The test owns the `Gate`; the fake holds a [`GateSlot`]. Dropping the `Gate` releases
+/// everything, so a failing test never leaves a request hanging.
+pub struct Gate {
+    inner: Arc<GateInner>,
+}
+
+struct GateInner {
+    /// Requests pass one per permit; closed means open for all.
+    permits: tokio::sync::Semaphore,
+    arrived: AtomicUsize,
+    arrival: tokio::sync::Notify,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        Gate {
+            inner: Arc::new(GateInner {
+                permits: tokio::sync::Semaphore::new(0),
+                arrived: AtomicUsize::new(0),
+                arrival: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    /// Lets `n` more requests through, held ones first.
+    pub fn admit(&self, n: usize) {
+        self.inner.permits.add_permits(n);
+    }
+
+    /// Lets every held and every later request through.
+    pub fn release(&self) {
+        self.inner.permits.close();
+    }
+
+    /// Requests that reached the gate so far, held or let through.
+    pub fn arrivals(&self) -> usize {
+        self.inner.arrived.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` requests have reached the gate.
+    pub async fn arrived(&self, n: usize) {
+        loop {
+            let notified = self.inner.arrival.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so an arrival in between is not missed.
+            notified.as_mut().enable();
+            if self.arrivals() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Where a fake keeps the gate a test installed, if any.
+#[derive(Default)]
+pub(crate) struct GateSlot(Mutex<Option<Arc<GateInner>>>);
+
+impl GateSlot {
+    /// Installs a new gate (replacing any earlier one, which is released) and returns it.
+    pub(crate) fn install(&self) -> Gate {
+        let gate = Gate::new();
+        if let Some(old) = self.0.lock().replace(Arc::clone(&gate.inner)) {
+            old.permits.close();
+        }
+        gate
+    }
+
+    /// Holds the caller until the installed gate lets it through; no gate, no wait.
+    pub(crate) async fn pass(&self) {
+        let Some(inner) = self.0.lock().clone() else {
+            return;
+        };
+        inner.arrived.fetch_add(1, Ordering::SeqCst);
+        inner.arrival.notify_waiters();
+        if let Ok(permit) = inner.permits.acquire().await {
+            permit.forget();
+        }
+    }
+}
+
 /// A counter readable at any time from the test while handlers bump it.
 #[derive(Default)]
 pub(crate) struct Counter(AtomicUsize);
@@ -173,6 +264,32 @@ mod tests {
         assert_eq!(bearer(&h), None);
         h.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&h), None);
+    }
+
+    #[tokio::test]
+    async fn a_gate_holds_requests_until_admitted_or_released() {
+        let slot = Arc::new(GateSlot::default());
+        slot.pass().await; // no gate installed: no wait
+        let gate = slot.install();
+        let passed = Arc::new(AtomicUsize::new(0));
+        let spawn = || {
+            let (slot, passed) = (Arc::clone(&slot), Arc::clone(&passed));
+            tokio::spawn(async move {
+                slot.pass().await;
+                passed.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let (a, b, c) = (spawn(), spawn(), spawn());
+        gate.arrived(3).await;
+        assert_eq!(passed.load(Ordering::SeqCst), 0, "all three held");
+        gate.admit(1);
+        let first = tokio::select! { _ = a => 0, _ = b => 1, _ = c => 2 };
+        assert_eq!(passed.load(Ordering::SeqCst), 1, "one admitted ({first})");
+        drop(gate);
+        slot.pass().await; // a dropped gate holds nothing
+        while passed.load(Ordering::SeqCst) < 3 {
+            tokio::task::yield_now().await;
+        }
     }
 
     #[test]

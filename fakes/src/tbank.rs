@@ -19,7 +19,9 @@ use chrono::NaiveDateTime;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::server::{Counter, Dice, LatencyKnob, RateKnob, Running, bearer, random_hex};
+use crate::server::{
+    Counter, Dice, Gate, GateSlot, LatencyKnob, RateKnob, Running, bearer, random_hex,
+};
 
 /// One call of the fake's day listing.
 #[derive(Clone, Debug, Default)]
@@ -60,6 +62,12 @@ pub struct TbankConfig {
     pub faults: TbankFaults,
     /// Seed of the random error draws.
     pub seed: u64,
+    /// When set, the listing's date range is read as UTC, the calls' local times being at
+    /// this offset from UTC: a server that ignores the client's time zone.
+    pub range_in_utc: Option<chrono::FixedOffset>,
+    /// Only the older login path (`/rest/auth/session-start`) exists; the newer one is 404,
+    /// as on older TQM installations.
+    pub old_login_path_only: bool,
 }
 
 impl Default for TbankConfig {
@@ -76,6 +84,8 @@ impl Default for TbankConfig {
             transcript_latency: Duration::ZERO,
             faults: TbankFaults::default(),
             seed: 0,
+            range_in_utc: None,
+            old_login_path_only: false,
         }
     }
 }
@@ -94,6 +104,14 @@ pub struct TbankFaults {
     pub expire_token_after: Option<u64>,
     /// Unparseable items appended to page 1 of every listing.
     pub broken_items_on_first_page: Vec<Value>,
+    /// The first N login requests answer 503 with the request body echoed back, password
+    /// and all, as some gateways do.
+    pub login_echo_5xx: usize,
+    /// Segments whose transcript request answers 200 with an error object instead of a
+    /// transcript.
+    pub transcript_error_object: Vec<i64>,
+    /// Listing pages from this one on always answer 500: a listing that breaks part-way.
+    pub listing_fails_from_page: Option<usize>,
 }
 
 /// A running fake TQM. Dropping it stops the server.
@@ -105,9 +123,13 @@ pub struct FakeTbank {
 impl FakeTbank {
     /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime.
     pub async fn start(config: TbankConfig) -> Self {
+        let old_login_path_only = config.old_login_path_only;
         let state = Arc::new(Tbank::new(config));
-        let router = Router::new()
-            .route("/v2/bff-core-app/auth/session-start", post(login))
+        let mut router = Router::new();
+        if !old_login_path_only {
+            router = router.route("/v2/bff-core-app/auth/session-start", post(login));
+        }
+        let router = router
             .route("/rest/auth/session-start", post(login))
             .route(
                 "/v2/bff-core-app/organizational-structures/autocomplete-search",
@@ -193,6 +215,12 @@ impl FakeTbank {
     pub fn set_transcript_latency(&self, latency: Duration) {
         self.state.transcript_latency.set(latency);
     }
+
+    /// Holds every authorized listing request from now on until the returned gate admits
+    /// it (`admit(n)`, `release()`, or dropping the gate).
+    pub fn hold_listing(&self) -> Gate {
+        self.state.listing_gate.install()
+    }
 }
 
 /// Shared state of the handlers.
@@ -206,6 +234,7 @@ struct Tbank {
     calls: Vec<FakeCall>,
     by_segment: HashMap<i64, usize>,
     page_size: usize,
+    range_in_utc: Option<chrono::FixedOffset>,
     listing_latency: LatencyKnob,
     transcript_latency: LatencyKnob,
     error_rate: RateKnob,
@@ -213,6 +242,10 @@ struct Tbank {
     burst_429: usize,
     expire_token_after: Option<u64>,
     broken_items: Vec<Value>,
+    login_echo_5xx: usize,
+    transcript_error_object: Vec<i64>,
+    listing_fails_from_page: Option<usize>,
+    listing_gate: GateSlot,
     dice: Dice,
     sessions: Mutex<Sessions>,
     logins: Counter,
@@ -255,6 +288,7 @@ impl Tbank {
             calls,
             by_segment,
             page_size: config.page_size.max(1),
+            range_in_utc: config.range_in_utc,
             listing_latency: LatencyKnob::new(config.listing_latency),
             transcript_latency: LatencyKnob::new(config.transcript_latency),
             error_rate: RateKnob::new(config.faults.error_rate),
@@ -262,6 +296,10 @@ impl Tbank {
             burst_429: config.faults.burst_429,
             expire_token_after: config.faults.expire_token_after,
             broken_items: config.faults.broken_items_on_first_page,
+            login_echo_5xx: config.faults.login_echo_5xx,
+            transcript_error_object: config.faults.transcript_error_object,
+            listing_fails_from_page: config.faults.listing_fails_from_page,
+            listing_gate: GateSlot::default(),
             dice: Dice::new(config.seed),
             sessions: Mutex::new(Sessions::default()),
             logins: Counter::default(),
@@ -346,8 +384,17 @@ fn parse_json(body: &Bytes) -> Result<Value, String> {
 
 /// §1.1: both login paths share this handler.
 async fn login(State(st): State<Arc<Tbank>>, body: Bytes) -> Response {
-    st.logins.bump();
+    let attempt = st.logins.bump();
     st.listing_latency.wait().await;
+    if attempt < st.login_echo_5xx {
+        st.served_500.bump();
+        let echoed = String::from_utf8_lossy(&body);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("upstream unavailable; request was: {echoed}"),
+        )
+            .into_response();
+    }
     let body = match parse_json(&body) {
         Ok(v) => v,
         Err(e) => return bad_request(&e),
@@ -416,6 +463,7 @@ async fn list_calls(State(st): State<Arc<Tbank>>, headers: HeaderMap, body: Byte
     if let Some(resp) = st.refuse_unauthorized(&headers) {
         return resp;
     }
+    st.listing_gate.pass().await;
     st.listing_latency.wait().await;
     if let Some(resp) = st.random_fault() {
         return resp;
@@ -424,11 +472,23 @@ async fn list_calls(State(st): State<Arc<Tbank>>, headers: HeaderMap, body: Byte
         Ok(r) => r,
         Err(e) => return bad_request(&e),
     };
+    if st
+        .listing_fails_from_page
+        .is_some_and(|from| request.page >= from)
+    {
+        return st.internal_error();
+    }
     let our_group = st.groups.first().map(|(id, _)| *id);
     let matching: Vec<&FakeCall> = if our_group.is_some_and(|g| request.agent_ids.contains(&g)) {
         st.calls
             .iter()
-            .filter(|c| (request.min..=request.max).contains(&c.start))
+            .filter(|c| {
+                let start = match st.range_in_utc {
+                    Some(offset) => c.start - offset,
+                    None => c.start,
+                };
+                (request.min..=request.max).contains(&start)
+            })
             .collect()
     } else {
         Vec::new()
@@ -486,6 +546,14 @@ async fn transcript(State(st): State<Arc<Tbank>>, headers: HeaderMap, body: Byte
         Ok(None) => return bad_request("`segmentId` is required"),
         Err(e) => return bad_request(&e),
     };
+    if st.transcript_error_object.contains(&id) {
+        let body = json!({
+            "errorCode": "TRANSCRIPTION_FAILED",
+            "errorMessage": format!("Сегмент {id} не удалось распознать"),
+            "status": 200,
+        });
+        return axum::Json(body).into_response();
+    }
     match st.by_segment.get(&id) {
         Some(&i) => axum::Json(wire::transcript_body(&st.calls[i])).into_response(),
         None => error(

@@ -65,7 +65,12 @@ pub fn csv_rows(text: &str) -> Result<Vec<Vec<String>>, String> {
             rows.push(Vec::new());
             break;
         }
-        rows.push(record.iter().map(str::to_string).collect());
+        rows.push(
+            record
+                .iter()
+                .map(|cell| crate::text::clean(cell).into_owned())
+                .collect(),
+        );
     }
     Ok(rows)
 }
@@ -143,6 +148,12 @@ mod tests {
         assert_eq!(rows[2][3], "a\r\n\r\nb");
         assert_eq!(rows[3][0], "Крит 2");
         assert!(rows[4].is_empty());
+    }
+
+    #[test]
+    fn nul_characters_are_removed_from_cells() {
+        let rows = csv_rows("H\nК\0ат\nКрит\0,к\0,1\n").unwrap();
+        assert_eq!(rows, strings(&[&["H"], &["Кат"], &["Крит", "к", "1"]]));
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct SheetsSource {
     pub prompt_sheet: Option<String>,
     /// `GOOGLE_SHEETS_BASE_URL`, with or without a trailing slash; empty means Google's.
     pub base_url: String,
+    /// `RETRY_MAX_ATTEMPTS` and `RETRY_BASE_DELAY_MS`, as for the other clients.
+    pub retry: RetryPolicy,
 }
 
 /// Debug without `json_auth`, which may hold the private key itself.
@@ -54,6 +56,7 @@ impl std::fmt::Debug for SheetsSource {
             .field("checklist_sheet", &self.checklist_sheet)
             .field("prompt_sheet", &self.prompt_sheet)
             .field("base_url", &self.base_url)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -113,7 +116,7 @@ fn layout_report(problems: &[LayoutProblem]) -> String {
 pub async fn load(source: &Source) -> Result<Checklist, ChecklistError> {
     match source {
         Source::File(path) => load_file(path),
-        Source::Sheets(sheets) => load_sheets(sheets, RetryPolicy::default()).await,
+        Source::Sheets(sheets) => load_sheets(sheets, sheets.retry).await,
     }
 }
 
@@ -293,6 +296,7 @@ mod tests {
             checklist_sheet: "Чек-лист".into(),
             prompt_sheet: None,
             base_url: String::new(),
+            retry: RetryPolicy::default(),
         };
         let text = format!("{source:?}");
         assert!(!text.contains("SECRET"), "{text}");

@@ -189,6 +189,7 @@ pub fn read_key(json_auth: &str) -> Result<(ServiceAccountKey, KeyOrigin), Sheet
             origin: origin.clone(),
             reason: e.to_string(),
         })?;
+    crate::redact::register(&key.private_key);
     match url::Url::parse(&key.token_uri) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => {}
         _ => {
@@ -218,6 +219,33 @@ pub fn a1_range(sheet: &str, columns: &str) -> String {
 }
 
 type Connector = HttpsConnector<HttpConnector>;
+
+/// The authenticator, registering every access token it hands out with `redact` before
+/// the token goes into a request (and so into any error that may quote the request).
+#[derive(Clone)]
+struct MaskedTokens(Authenticator<Connector>);
+
+impl common::GetToken for MaskedTokens {
+    fn get_token<'a>(
+        &'a self,
+        scopes: &'a [&str],
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = Result<Option<String>, Box<dyn StdError + Send + Sync>>,
+                > + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            let token = self.0.get_token(scopes).await?;
+            if let Some(t) = &token {
+                crate::redact::register(t);
+            }
+            Ok(token)
+        })
+    }
+}
 
 /// A connected reader of one spreadsheet's values.
 pub struct SheetsClient {
@@ -253,7 +281,7 @@ impl SheetsClient {
             reason: format!("its private_key cannot be used: {e}"),
         })?;
         let http = HyperClient::builder(TokioExecutor::new()).build(connector);
-        let mut hub = Sheets::new(http, auth);
+        let mut hub = Sheets::new(http, MaskedTokens(auth));
         hub.base_url(base_url.clone());
         hub.root_url(base_url);
         Ok(SheetsClient {
@@ -479,7 +507,7 @@ fn connector(urls: &[&str]) -> Result<Connector, SheetsError> {
 /// accepted in case a proxy or a render option sends them raw.
 fn cell_text(value: serde_json::Value) -> String {
     match value {
-        serde_json::Value::String(s) => s,
+        serde_json::Value::String(s) => crate::text::clean_string(s),
         serde_json::Value::Null => String::new(),
         serde_json::Value::Bool(b) => if b { "TRUE" } else { "FALSE" }.to_string(),
         other => other.to_string(),
@@ -580,6 +608,7 @@ mod tests {
             checklist_sheet: "Чек-лист".into(),
             prompt_sheet: None,
             base_url: "http://127.0.0.1:9/".into(),
+            retry: RetryPolicy::default(),
         };
         let err = SheetsClient::connect(&source).await.err().unwrap();
         assert!(err.is_input_error(), "{err}");
@@ -645,5 +674,6 @@ mod tests {
         assert_eq!(cell_text(serde_json::json!(2.5)), "2.5");
         assert_eq!(cell_text(serde_json::Value::Null), "");
         assert_eq!(cell_text(serde_json::json!(true)), "TRUE");
+        assert_eq!(cell_text(serde_json::json!("При\0ветствие")), "Приветствие");
     }
 }

@@ -69,7 +69,7 @@ pub async fn import(args: &CalibrateImportArgs, env: &Env) -> ExitCode {
                     c.calls_not_stored
                 ));
             }
-            println!("{line}");
+            crate::redact::println(&line);
             tracing::info!("{line}");
             ExitCode::Ok
         }
@@ -113,7 +113,7 @@ pub async fn report(args: &CalibrateReportArgs, env: &Env) -> ExitCode {
     match report_data(args, env).await {
         Ok(r) => {
             if args.json {
-                println!("{}", r.to_json());
+                crate::redact::println(r.to_json());
             } else {
                 print!("{r}");
             }

@@ -21,23 +21,23 @@ struct Report {
 
 impl Report {
     fn ok(&self, what: &str, detail: impl Display) {
-        println!("✓ {what}: {detail}");
+        crate::redact::println(format_args!("✓ {what}: {detail}"));
     }
 
     /// A problem the user fixes in configuration or input (exit 2).
     fn bad_input(&mut self, what: &str, detail: impl Display, fix: &str) {
         self.input_failed = true;
-        println!("✗ {what}: {detail}\n    fix: {fix}");
+        crate::redact::println(format_args!("✗ {what}: {detail}\n    fix: {fix}"));
     }
 
     /// A service that does not answer as it should (exit 3).
     fn unavailable(&mut self, what: &str, detail: impl Display, fix: &str) {
         self.service_failed = true;
-        println!("✗ {what}: {detail}\n    fix: {fix}");
+        crate::redact::println(format_args!("✗ {what}: {detail}\n    fix: {fix}"));
     }
 
     fn skipped(&self, what: &str, why: &str) {
-        println!("– {what}: not checked ({why})");
+        crate::redact::println(format_args!("– {what}: not checked ({why})"));
     }
 
     fn exit(&self) -> ExitCode {

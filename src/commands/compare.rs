@@ -30,7 +30,7 @@ pub async fn compare(args: &CompareArgs, env: Env) -> ExitCode {
     match compare_data(args, env).await {
         Ok(o) => {
             if args.json {
-                println!("{}", o.report);
+                crate::redact::println(&o.report);
             } else {
                 print!("{}", describe(&o.report));
             }

@@ -26,7 +26,7 @@ pub fn completions(shell: Shell) -> ExitCode {
         Ok(()) => ExitCode::Ok,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Ok,
         Err(e) => {
-            eprintln!("callq: cannot write the completions: {e}");
+            crate::redact::eprintln(format_args!("callq: cannot write the completions: {e}"));
             ExitCode::Unavailable
         }
     }

@@ -13,7 +13,7 @@ pub async fn criteria(env: &Env) -> ExitCode {
     };
     match run::load_checklist(&source).await {
         Ok(list) => {
-            println!("{}", checklist::describe(&list));
+            crate::redact::println(checklist::describe(&list));
             ExitCode::Ok
         }
         Err(e) => {

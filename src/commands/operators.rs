@@ -53,7 +53,7 @@ pub async fn import(args: &OperatorsImportArgs, env: &Env) -> ExitCode {
     match import_file(&args.file, env).await {
         Ok(counts) => {
             let line = describe_import(&args.file, &counts);
-            println!("{line}");
+            crate::redact::println(&line);
             tracing::info!("{line}");
             ExitCode::Ok
         }

@@ -113,7 +113,7 @@ impl Report {
     fn day(&mut self, args: &RunArgs, summary: Summary, error: Option<RunError>) {
         tracing::info!("{}", summary.to_string().trim_end());
         if !args.json {
-            println!("{summary}");
+            crate::redact::println(&summary);
         }
         if summary.failures_total > 0 {
             self.worst = self.worst.max(ExitCode::SomeFailed);
@@ -142,7 +142,7 @@ impl Report {
                 "days": days,
                 "errors": self.errors,
             });
-            println!("{report}");
+            crate::redact::println(report);
         }
         if !args.dry_run
             && let Some(department) = self.department

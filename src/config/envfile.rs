@@ -18,6 +18,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LineError {
     pub line: usize,
+    /// The variable the line sets, when it got that far.
+    pub key: Option<String>,
     pub message: String,
 }
 
@@ -44,6 +46,7 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<LineError>) {
         let Some((key, value)) = body.split_once('=') else {
             errors.push(LineError {
                 line,
+                key: None,
                 message: "expected KEY=value".into(),
             });
             continue;
@@ -52,6 +55,7 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<LineError>) {
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             errors.push(LineError {
                 line,
+                key: None,
                 message: "not a variable name".into(),
             });
             continue;
@@ -63,11 +67,16 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<LineError>) {
                     i += taken;
                     Ok(value)
                 }
-                // An unterminated value takes the rest of the file, as in python-dotenv:
-                // the lines of a pasted key are not read as variables of their own.
+                // An unterminated value takes the lines up to the next one that sets a
+                // variable (or the rest of the file): the lines of a pasted key are not
+                // read as variables, and the variables after a forgotten quote are.
                 Err((message, taken)) => {
                     i += taken;
-                    Err(message)
+                    if message.starts_with("unterminated") {
+                        Err(format!("{message} (opened on line {line})"))
+                    } else {
+                        Err(message)
+                    }
                 }
             },
             _ => Ok(unquoted(value)),
@@ -78,7 +87,11 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<LineError>) {
                 value,
                 line,
             }),
-            Err(message) => errors.push(LineError { line, message }),
+            Err(message) => errors.push(LineError {
+                line,
+                key: Some(key.to_string()),
+                message,
+            }),
         }
     }
     (entries, errors)
@@ -110,11 +123,34 @@ fn quoted(q: char, first: &str, next: &[&str]) -> Result<(String, usize), (Strin
                 taken,
             ));
         };
+        if let Some(name) = sets_a_variable(line) {
+            return Err((
+                format!("unterminated {q} quote: not closed before {name} is set"),
+                taken,
+            ));
+        }
         inner.push_str(piece);
         inner.push('\n');
         piece = line;
         taken += 1;
     }
+}
+
+/// The variable a line sets, if it plainly sets one: `NAME=` with a name callq knows, or
+/// an upper-case name with an underscore. Such a line inside a quoted value means the
+/// quote was never closed; lines of a pasted key or JSON do not look like that (base64
+/// has no `_`, JSON lines start with a quote or a brace).
+fn sets_a_variable(line: &str) -> Option<&str> {
+    let start = line.trim_start();
+    let body = start.strip_prefix("export ").unwrap_or(start);
+    let (name, _) = body.split_once('=')?;
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit());
+    let known = super::KNOWN_VARS.contains(&name) || super::IGNORED_OLD_VARS.contains(&name);
+    (plain && (known || name.contains('_'))).then_some(name)
 }
 
 /// Byte offset of the last closing quote in `s`; in double quotes, `\"` does not close.
@@ -276,6 +312,32 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].line, 2);
         assert!(errors[0].message.contains("unterminated"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_unterminated_quote_is_blamed_on_its_own_variable_not_the_next_ones() {
+        let text = "A=1\nJSON_AUTH='{\n  \"type\": \"service_account\",\n  \"key\": \"MIIE==\"\nLOGIN=bot\nexport PASSWORD='x'\nMY_VAR=2\n";
+        let (entries, errors) = parse(text);
+        let got: Vec<(&str, &str, usize)> = entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str(), e.line))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("A", "1", 1),
+                ("LOGIN", "bot", 5),
+                ("PASSWORD", "x", 6),
+                ("MY_VAR", "2", 7)
+            ]
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].line, 2);
+        assert_eq!(errors[0].key.as_deref(), Some("JSON_AUTH"));
+        assert_eq!(
+            errors[0].message,
+            "unterminated ' quote: not closed before LOGIN is set (opened on line 2)"
+        );
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub const IGNORED_OLD_VARS: &[&str] = &[
 
 pub const DEFAULT_DB_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(30);
+/// The LOGGING_LEVEL values accepted, case aside: Python's names and tracing's.
+const LOGGING_LEVELS: &[&str] = &[
+    "TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL",
+];
 
 pub const DEFAULT_TBANK_BASE_URL: &str = "https://tqm-cloud.tbank.ru";
 pub const DEFAULT_SHEETS_BASE_URL: &str = "https://sheets.googleapis.com/";
@@ -155,7 +159,10 @@ impl Env {
                 env.file_found = true;
                 for e in errors {
                     env.read_problems.push(Problem {
-                        var: format!("line {}", e.line),
+                        var: match e.key {
+                            Some(key) => format!("{key} (line {})", e.line),
+                            None => format!("line {}", e.line),
+                        },
                         message: format!("{} ({})", e.message, file.display()),
                     });
                 }
@@ -186,7 +193,34 @@ impl Env {
                 env.ignored.push(k);
             }
         }
+        env.register_secrets();
         env
+    }
+
+    /// Hands every secret value to `redact`, before anything can log or print it: the
+    /// T-Bank password, the LLM key, the database password and the Google private key.
+    fn register_secrets(&self) {
+        for var in ["PASSWORD", "TOKEN_LLM"] {
+            if let Some((v, _)) = self.get(var) {
+                crate::redact::register(v);
+            }
+        }
+        if let Some((raw, _)) = self.get("DATA_BASE")
+            && let Ok(db) = parse_database_url(raw)
+            && let Some(password) = db.config.get_password()
+        {
+            crate::redact::register(&String::from_utf8_lossy(password));
+        }
+        if let Some((json_auth, _)) = self.get("JSON_AUTH") {
+            let text = if json_auth.trim_start().starts_with('{') {
+                Some(json_auth.to_string())
+            } else {
+                std::fs::read_to_string(json_auth.trim()).ok()
+            };
+            if let Some(key) = text.as_deref().and_then(private_key_of) {
+                crate::redact::register(&key);
+            }
+        }
     }
 
     /// A flag's value wins over file and environment.
@@ -216,10 +250,16 @@ impl Env {
     }
 
     fn checker(&self) -> Checker<'_> {
-        Checker {
+        let mut c = Checker {
             env: self,
             problems: self.read_problems.clone(),
-        }
+        };
+        // Logging is set up from these before any command validates, falling back to
+        // defaults; every command then refuses the bad values.
+        c.logging_level();
+        c.flag("LOGGING_ON_CONSOLE", true);
+        c.flag("LOGGING_ON_FILE", true);
+        c
     }
 
     pub fn logging(&self) -> LoggingSettings {
@@ -266,7 +306,8 @@ impl Env {
     /// What `callq criteria` needs: the checklist source only.
     pub fn checklist_source(&self) -> Result<Source, ConfigError> {
         let mut c = self.checker();
-        let s = c.checklist_source();
+        let retry = c.retry();
+        let s = c.checklist_source(retry);
         c.finish()?;
         Ok(s.expect("checked"))
     }
@@ -276,12 +317,12 @@ impl Env {
     pub fn calibration_import(&self) -> Result<(DbSettings, Source), ConfigError> {
         let mut c = self.checker();
         let db = c.database();
-        let checklist = c.checklist_source();
+        let retry = c.retry();
+        let checklist = c.checklist_source(retry);
         c.finish()?;
         Ok((db.expect("checked"), checklist.expect("checked")))
     }
 
-    /// Everything `callq run` needs.
     /// Where metrics go, read without failing: a run that stops on bad configuration
     /// still publishes its exit code where it can.
     pub fn metrics_best_effort(&self) -> MetricsSettings {
@@ -303,7 +344,8 @@ impl Env {
     pub fn run(&self) -> Result<RunSettings, ConfigError> {
         let mut c = self.checker();
         let db = c.database();
-        let checklist = c.checklist_source();
+        let retry = c.retry();
+        let checklist = c.checklist_source(retry);
         let department_id = c.department();
         let prompt_file = c.required("PROMPT_FILE").map(PathBuf::from);
         if let Some(p) = &prompt_file
@@ -317,7 +359,6 @@ impl Env {
         let timezone: Tz = c.parsed("CALLS_TIMEZONE", "Europe/Moscow".parse().expect("valid tz"));
         let check_day_ago: u32 = c.parsed("CHECK_DAY_AGO", 2);
         let min_call_duration_s: u32 = c.parsed("MIN_CALL_DURATION_S", 30);
-        let retry = c.retry();
         let tbank = c.tbank(retry);
         let llm = c.llm(retry);
         let prompt_layout = c.prompt_layout();
@@ -489,6 +530,35 @@ impl Checker<'_> {
         v
     }
 
+    /// A timeout in whole seconds, at least 1: a zero timeout fails every request.
+    fn seconds(&mut self, var: &str, default: u64) -> u64 {
+        match self.optional(var) {
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Ok(s) if s >= 1 => s,
+                _ => {
+                    self.problem(
+                        var,
+                        format!("{v:?} is not a timeout: use whole seconds, at least 1"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    /// LOGGING_LEVEL: the old tool's Python level names (and tracing's).
+    fn logging_level(&mut self) {
+        if let Some(v) = self.optional("LOGGING_LEVEL")
+            && !LOGGING_LEVELS.contains(&v.to_ascii_uppercase().as_str())
+        {
+            self.problem(
+                "LOGGING_LEVEL",
+                format!("{v:?} is not a level: use DEBUG, INFO, WARNING or ERROR"),
+            );
+        }
+    }
+
     fn price(&mut self, var: &str) -> Option<f64> {
         let raw = self.optional(var)?;
         match raw.replace(',', ".").parse::<f64>() {
@@ -569,7 +639,7 @@ impl Checker<'_> {
         }
     }
 
-    fn checklist_source(&mut self) -> Option<Source> {
+    fn checklist_source(&mut self, retry: RetryPolicy) -> Option<Source> {
         if let Some(path) = self.optional("CRITERIA_FILE") {
             let path = PathBuf::from(path);
             if !path.is_file() {
@@ -601,6 +671,7 @@ impl Checker<'_> {
             checklist_sheet: checklist_sheet?,
             prompt_sheet,
             base_url: base_url?,
+            retry,
         }))
     }
 
@@ -665,7 +736,7 @@ impl Checker<'_> {
         let login = self.required("LOGIN");
         let password = self.required("PASSWORD");
         let group = self.required("AGENT_GROUP_NAME");
-        let timeout_s: u64 = self.parsed("TBANK_TIMEOUT_S", 60);
+        let timeout_s = self.seconds("TBANK_TIMEOUT_S", 60);
         let concurrency = self.positive("TBANK_CONCURRENCY", 8);
         Some(TbankSettings {
             base_url: base_url?,
@@ -675,7 +746,7 @@ impl Checker<'_> {
             auth_system: self.or_default("AUTH_SYSTEM", "tqm".into()),
             group_name: group?,
             tqm_version: self.or_default("TQM_VERSION", "26551fa4".into()),
-            timeout: Duration::from_secs(timeout_s.max(1)),
+            timeout: Duration::from_secs(timeout_s),
             concurrency,
             retry,
         })
@@ -685,7 +756,7 @@ impl Checker<'_> {
         let base_url = self.base_url("LLM_BASE_URL", DEFAULT_LLM_BASE_URL);
         let token = self.required("TOKEN_LLM");
         let model = self.required("MODEL");
-        let timeout_s: u64 = self.parsed("LLM_TIMEOUT_S", 180);
+        let timeout_s = self.seconds("LLM_TIMEOUT_S", 180);
         let price_in = self.price("LLM_PRICE_INPUT_PER_1M");
         let price_out = self.price("LLM_PRICE_OUTPUT_PER_1M");
         let max_concurrency = self.positive("LLM_CONCURRENCY", 8);
@@ -693,7 +764,7 @@ impl Checker<'_> {
             base_url: base_url?,
             token: token?,
             model: model?,
-            timeout: Duration::from_secs(timeout_s.max(1)),
+            timeout: Duration::from_secs(timeout_s),
             retry,
             price_input_per_1m: price_in,
             price_output_per_1m: price_out,
@@ -710,6 +781,12 @@ impl Checker<'_> {
             })
         }
     }
+}
+
+/// The `private_key` of a service-account key's JSON text, if it has one.
+fn private_key_of(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("private_key")?.as_str().map(str::to_string)
 }
 
 /// Accepts the old tool's SQLAlchemy URLs (`postgresql+psycopg2://…`) as well as plain
@@ -885,6 +962,73 @@ mod tests {
             assert_eq!(c.problems.len(), 1, "{raw}");
             assert_eq!(c.problems[0].var, "REVIEW_BELOW_PERCENT");
         }
+    }
+
+    #[test]
+    fn a_loud_logging_level_and_zero_timeouts_are_refused() {
+        let (_f, env) = env_from(
+            "LOGGING_LEVEL=LOUD\nLLM_TIMEOUT_S=0\nTBANK_TIMEOUT_S=0\nLOGGING_ON_FILE=maybe\n",
+            &[],
+        );
+        let problems = env.run().unwrap_err().problems;
+        let about = |var: &str| {
+            problems
+                .iter()
+                .find(|p| p.var == var)
+                .map(|p| p.message.clone())
+                .unwrap_or_else(|| panic!("{var} not reported: {problems:?}"))
+        };
+        assert!(about("LOGGING_LEVEL").contains("DEBUG, INFO, WARNING or ERROR"));
+        assert!(about("LLM_TIMEOUT_S").contains("at least 1"));
+        assert!(about("TBANK_TIMEOUT_S").contains("at least 1"));
+        assert!(about("LOGGING_ON_FILE").contains("true/false"));
+        // Every command refuses them, not only `run`.
+        assert!(
+            env.database()
+                .unwrap_err()
+                .problems
+                .iter()
+                .any(|p| p.var == "LOGGING_LEVEL")
+        );
+        // Logging itself still comes up, on defaults where a value is bad.
+        assert!(env.logging().on_file);
+
+        let (_f, env) = env_from("LOGGING_LEVEL=warning\nLLM_TIMEOUT_S=1\n", &[]);
+        let problems = env.run().unwrap_err().problems;
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.var == "LOGGING_LEVEL" || p.var == "LLM_TIMEOUT_S"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn retry_variables_apply_to_the_sheets_client() {
+        let (_f, env) = env_from(
+            "JSON_AUTH={}\nREQUIREMENTS_SHEET_ID=s\nREQUIREMENTS_SHEET_NAME_CHECK_LIST=c\n\
+             RETRY_MAX_ATTEMPTS=11\nRETRY_BASE_DELAY_MS=7\n",
+            &[],
+        );
+        let Source::Sheets(sheets) = env.checklist_source().unwrap() else {
+            panic!("a Sheets source");
+        };
+        assert_eq!(sheets.retry.max_attempts, 11);
+        assert_eq!(sheets.retry.min_delay, Duration::from_millis(7));
+        assert_eq!(sheets.retry.max_delay, RetryPolicy::default().max_delay);
+    }
+
+    #[test]
+    fn an_unterminated_quote_names_its_variable_and_line() {
+        let (_f, env) = env_from("DATA_BASE='postgresql://u@h/db\nLOGIN=bot\n", &[]);
+        let problems = env.database().unwrap_err().problems;
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!(problems[0].var, "DATA_BASE (line 1)");
+        assert!(
+            problems[0].message.contains("unterminated ' quote"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[1].var, "DATA_BASE", "and so it is not set");
     }
 
     #[test]

@@ -33,6 +33,13 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
 ];
 
+/// The table that records applied migrations; db/schema.sql creates it with the same text.
+pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS callq_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)";
+
 /// An arbitrary constant: the advisory lock key that serialises concurrent migrations.
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_715f_6d67;
 
@@ -40,14 +47,7 @@ pub(super) async fn apply(client: &mut tokio_postgres::Client) -> Result<Vec<Str
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS callq_migrations (
-             version    integer PRIMARY KEY,
-             name       text NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         )",
-    )
-    .await?;
+    tx.batch_execute(MIGRATIONS_TABLE).await?;
     let done: Vec<i32> = tx
         .query("SELECT version FROM callq_migrations", &[])
         .await?

@@ -20,7 +20,7 @@ use crate::config::DbSettings;
 
 pub use claims::Claim;
 pub use lock::DayLock;
-pub use migrations::MIGRATIONS;
+pub use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
 pub use runs::Revisit;
 pub use save::{CallRecord, Failure, RunFinish, RunStart};
 

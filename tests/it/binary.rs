@@ -334,7 +334,7 @@ async fn sigterm_lets_calls_in_flight_finish_records_the_run_interrupted_and_exi
         ..World::default()
     })
     .await;
-    h.llm.hold().close();
+    let gate = h.llm.hold();
     let date = day().to_string();
     let child = callq()
         .args(["run", "--json", "--date", &date, "--env-file"])
@@ -344,14 +344,14 @@ async fn sigterm_lets_calls_in_flight_finish_records_the_run_interrupted_and_exi
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    h.llm.hold().arrived(1).await;
+    gate.arrived(1).await;
     kill(&child, "TERM");
     // The held answers are released only once the run has taken the signal.
     let mut child = child;
     let lines = stderr_lines(&mut child);
     wait_for_line(lines, "SIGTERM: admitting no more calls").await;
-    let in_flight = h.llm.hold().arrived_now();
-    h.llm.hold().open();
+    let in_flight = gate.arrivals();
+    gate.release();
     let out = child.wait_with_output().await.unwrap();
     assert_eq!(out.status.code(), Some(143));
     let report: serde_json::Value =
@@ -373,7 +373,7 @@ async fn sigterm_lets_calls_in_flight_finish_records_the_run_interrupted_and_exi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_stops_at_once() {
     let h = Harness::start(World::default()).await;
-    h.llm.hold().close();
+    let gate = h.llm.hold();
     let date = day().to_string();
     let child = callq()
         .args(["run", "--date", &date, "--env-file"])
@@ -384,7 +384,7 @@ async fn a_second_signal_stops_at_once() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    h.llm.hold().arrived(1).await;
+    gate.arrived(1).await;
     kill(&child, "INT");
     let mut child = child;
     // The second signal goes once the run has taken the first.
@@ -425,5 +425,71 @@ async fn json_is_printed_when_the_run_fails_before_its_first_day() {
             .as_str()
             .unwrap()
             .contains("DATA_BASE")
+    );
+}
+
+/// The T-Bank login answers 503 and echoes its request body — the password, JSON-escaped —
+/// into every retry warning. The log writers mask it on the console and in the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_echoed_by_a_failing_login_is_masked_in_every_log_line() {
+    let password = r#"Pa"ss\wörd-7d1f/ключ"#;
+    let mut world = World {
+        env_extra: "LOGGING_ON_FILE=True\nLOGGING_LEVEL=DEBUG\n".into(),
+        ..World::default()
+    };
+    world.tbank.password = password.into();
+    world.tbank.faults.login_echo_5xx = 3;
+    let h = Harness::start(world).await;
+    let date = day().to_string();
+    let out = output(
+        callq()
+            .args(["run", "--date", &date, "--env-file"])
+            .arg(&h.env_path),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(h.tbank.logins(), 4, "three echoed 503s, then a session");
+
+    let stderr = text(&out.stderr);
+    let mut files = String::new();
+    for entry in std::fs::read_dir(h.dir.path().join("logs")).expect("LOGGING_DIR was created") {
+        files.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let escaped = serde_json::to_string(password).unwrap();
+    let escaped = &escaped[1..escaped.len() - 1];
+    for (name, log) in [("stderr", &stderr), ("log files", &files)] {
+        assert!(
+            log.contains("request was:"),
+            "the echoed body is logged ({name}):\n{log}"
+        );
+        assert!(
+            log.contains(r#""password":"***""#),
+            "the password is masked in {name}:\n{log}"
+        );
+        for form in [password, escaped, "Pa\\\"ss", "7d1f/ключ"] {
+            assert!(!log.contains(form), "{form:?} leaked into {name}:\n{log}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_loud_logging_level_and_a_zero_llm_timeout_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    std::fs::write(
+        &env,
+        "LOGGING_LEVEL=LOUD\nLLM_TIMEOUT_S=0\nLOGGING_ON_FILE=False\n",
+    )
+    .unwrap();
+    let out = output(callq().args(["run", "--env-file"]).arg(&env)).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("LOGGING_LEVEL: \"LOUD\" is not a level: use DEBUG, INFO, WARNING or ERROR"),
+        "{err}"
+    );
+    assert!(
+        err.contains("LLM_TIMEOUT_S: \"0\" is not a timeout"),
+        "{err}"
     );
 }

@@ -35,6 +35,7 @@ fn source(google: &FakeGoogle, json_auth: String) -> SheetsSource {
         checklist_sheet: CHECKLIST_SHEET.into(),
         prompt_sheet: Some(INSTRUCTIONS_SHEET.into()),
         base_url: google.base_url(),
+        retry: RetryPolicy::default(),
     }
 }
 

@@ -46,13 +46,13 @@ async fn a_lost_day_lock_stops_the_run_and_no_call_is_paid_twice() {
         })
         .await,
     );
-    h.llm.hold().close();
+    let gate = h.llm.hold();
     let first = tokio::spawn({
         let h = h.clone();
         async move { h.run(&[]).await }
     });
-    h.llm.hold().arrived(1).await;
-    let in_flight_a = h.llm.hold().arrived_now();
+    gate.arrived(1).await;
+    let in_flight_a = gate.arrivals();
 
     // The lock's backend dies, as on a server restart or an idle-session timeout.
     let killed = h
@@ -80,8 +80,8 @@ async fn a_lost_day_lock_stops_the_run_and_no_call_is_paid_twice() {
         let h = h.clone();
         async move { h.run(&[]).await }
     });
-    h.llm.hold().arrived(in_flight_a + 1).await;
-    h.llm.hold().open();
+    gate.arrived(in_flight_a + 1).await;
+    gate.release();
     let (a, b) = (first.await.unwrap(), second.await.unwrap());
     assert_eq!(
         a,
@@ -124,15 +124,15 @@ async fn a_database_that_freezes_mid_run_ends_it_with_exit_3() {
         "DATA_BASE={}\nDB_TIMEOUT_S=2",
         h.db_url_via(proxy.port, "connect_timeout=2")
     ));
-    h.llm.hold().close();
+    let gate = h.llm.hold();
     let run = tokio::spawn({
         let h = h.clone();
         async move { h.run(&[]).await }
     });
-    h.llm.hold().arrived(1).await;
+    gate.arrived(1).await;
     proxy.freeze();
     let frozen_at = Instant::now();
-    h.llm.hold().open();
+    gate.release();
     let code = tokio::time::timeout(Duration::from_secs(60), run)
         .await
         .expect("the run must not hang on a frozen database")

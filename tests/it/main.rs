@@ -8,6 +8,7 @@ mod calibrate;
 mod checklist_sheets;
 mod common;
 mod compare;
+mod edges;
 mod env_example;
 mod faults;
 mod llm_client;

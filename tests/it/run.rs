@@ -411,14 +411,14 @@ async fn a_second_concurrent_run_of_the_same_day_exits_3() {
         ..World::default()
     })
     .await;
-    h.llm.set_latency(Duration::from_millis(700));
+    let llm = h.llm.hold();
     let first = h.run(&[]);
     let second = async {
-        // Start once the first run is certainly past taking its lock: it is asking the LLM.
-        while h.llm.requests() == 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        h.run(&[]).await
+        // The first run is asking the LLM, so it holds the day's lock until it is let go.
+        llm.arrived(1).await;
+        let code = h.run(&[]).await;
+        llm.release();
+        code
     };
     let (a, b) = tokio::join!(first, second);
     assert_eq!(a, ExitCode::Ok);
@@ -498,21 +498,27 @@ async fn scoring_starts_before_the_listing_ends() {
         ..World::default()
     };
     world.tbank.page_size = 3;
-    world.tbank.listing_latency = Duration::from_millis(300);
     let h = Harness::start(world).await;
+    // Page 1 is answered; page 2 waits until a call of page 1 has reached the LLM, which
+    // happens only if scoring does not wait for the whole listing.
+    let listing = h.tbank.hold_listing();
+    listing.admit(1);
+    let llm = h.llm.hold();
     let first_llm_request = async {
-        while h.llm.requests() == 0 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        h.tbank.listing_requests()
+        let reached = tokio::time::timeout(Duration::from_secs(60), llm.arrived(1)).await;
+        let pages_arrived = listing.arrivals();
+        listing.release();
+        llm.release();
+        (reached.is_ok(), pages_arrived)
     };
-    let (code, pages_asked) = tokio::join!(h.run(&[]), first_llm_request);
+    let (code, (reached, pages_arrived)) = tokio::join!(h.run(&[]), first_llm_request);
+    assert!(
+        reached,
+        "no call reached the LLM while page 2 was held: scoring waits for the whole listing"
+    );
+    assert!(pages_arrived <= 2, "{pages_arrived} pages asked for");
     assert_eq!(code, ExitCode::Ok);
     assert_eq!(h.tbank.listing_requests(), 3);
-    assert!(
-        pages_asked < 3,
-        "the first call was scored only after all {pages_asked} pages were asked for"
-    );
     assert_eq!(h.count("SELECT count(*) FROM calls").await, 9);
 }
 

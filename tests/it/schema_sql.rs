@@ -1,5 +1,6 @@
-//! db/schema.sql, for DBAs who create the database by hand, builds exactly what
-//! `callq migrate` builds, and callq then finds nothing left to migrate.
+//! db/schema.sql, for DBAs who create the database by hand, is generated from the
+//! migrations (so it cannot drift), builds exactly what `callq migrate` builds, and callq
+//! then finds nothing left to migrate.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,11 +8,118 @@ use std::process::Command;
 use crate::common::TestDb;
 use callq::config::Env;
 use callq::exit::ExitCode;
-use callq::store::MIGRATIONS;
+use callq::store::{MIGRATIONS, MIGRATIONS_TABLE};
+
+const WRITE_VAR: &str = "CALLQ_WRITE_SCHEMA";
+
+fn schema_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("db/schema.sql")
+}
 
 fn schema_sql() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("db/schema.sql"))
-        .expect("db/schema.sql exists")
+    std::fs::read_to_string(schema_path()).expect("db/schema.sql exists")
+}
+
+const HEADER: &str = "\
+-- callq's full database schema, for a DBA who creates the database by hand.
+--
+-- GENERATED from db/migrations/ by tests/it/schema_sql.rs: do not edit. After adding a
+-- migration, run `CALLQ_WRITE_SCHEMA=1 cargo test --test it schema_sql` to regenerate.
+--
+-- It is the migrations in order, as `callq migrate` applies them to an empty database
+-- (the same test compares the two), and it records them as applied in callq_migrations,
+-- so callq does not run them again.
+--
+-- For an EMPTY database only:
+--
+--     psql -v ON_ERROR_STOP=1 -d calls -f db/schema.sql
+--
+-- It runs in one transaction and fails, changing nothing, where a table already exists.
+-- For the old tool's database (tables and data already there) do not use this file: run
+-- `callq migrate`, which keeps existing tables, columns and rows and adds what is missing.
+";
+
+/// Tables the migrations create: the ones whose presence means \"not an empty database\".
+fn created_tables() -> Vec<String> {
+    let mut tables = vec!["callq_migrations".to_string()];
+    for (_, _, sql) in MIGRATIONS {
+        for line in sql.lines() {
+            let line = line.trim_start();
+            if let Some(rest) = line.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && !tables.contains(&name) {
+                    tables.push(name);
+                }
+            }
+        }
+    }
+    tables
+}
+
+/// db/schema.sql as it must be: header, a guard against existing tables (the migrations
+/// themselves say IF NOT EXISTS), the migrations table and every migration in order, and
+/// the migrations recorded, in one transaction.
+fn generated_schema_sql() -> String {
+    let mut out = String::from(HEADER);
+    out.push_str("\nBEGIN;\n\n");
+    let tables = created_tables()
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    out.push_str(&format!(
+        "-- An empty database only: a table of callq's already there stops everything.\n\
+         DO $$\n\
+         DECLARE t text;\n\
+         BEGIN\n\
+         \x20   FOREACH t IN ARRAY ARRAY[{tables}] LOOP\n\
+         \x20       IF to_regclass('public.' || t) IS NOT NULL THEN\n\
+         \x20           RAISE EXCEPTION 'table % already exists: db/schema.sql is for an empty database; use callq migrate', t;\n\
+         \x20       END IF;\n\
+         \x20   END LOOP;\n\
+         END\n\
+         $$;\n\n"
+    ));
+    out.push_str("-- ─── Migration bookkeeping (what `callq migrate` creates and reads) ───\n\n");
+    out.push_str(MIGRATIONS_TABLE.trim_end());
+    out.push_str(";\n");
+    for (_, name, sql) in MIGRATIONS {
+        out.push_str(&format!("\n-- ─── db/migrations/{name}.sql ───\n\n"));
+        out.push_str(sql.trim_end());
+        out.push('\n');
+    }
+    out.push_str("\n-- The migrations above, recorded so callq does not apply them again.\n");
+    out.push_str("INSERT INTO callq_migrations (version, name) VALUES\n");
+    let rows = MIGRATIONS
+        .iter()
+        .map(|(version, name, _)| format!("    ({version}, '{name}')"))
+        .collect::<Vec<_>>()
+        .join(",\n");
+    out.push_str(&rows);
+    out.push_str(";\n\nCOMMIT;\n");
+    out
+}
+
+/// With CALLQ_WRITE_SCHEMA=1 rewrites db/schema.sql; otherwise fails when it differs.
+#[test]
+fn schema_sql_is_generated_from_the_migrations() {
+    let expected = generated_schema_sql();
+    if std::env::var_os(WRITE_VAR).is_some_and(|v| v == "1") {
+        // Through a temporary file: the other schema tests may be reading it right now.
+        let tmp = schema_path().with_extension("sql.tmp");
+        std::fs::write(&tmp, &expected).unwrap();
+        std::fs::rename(&tmp, schema_path()).unwrap();
+        return;
+    }
+    if schema_sql() != expected {
+        panic!(
+            "db/schema.sql differs from what db/migrations/ generate: \
+             run {WRITE_VAR}=1 cargo test --test it schema_sql to regenerate"
+        );
+    }
 }
 
 /// pg_dump from the server binaries scripts/test starts PostgreSQL with: `pg_config

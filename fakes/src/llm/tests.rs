@@ -165,7 +165,6 @@ async fn markers_steer_the_content() {
 async fn concurrency_above_the_limit_gets_429_with_retry_after() {
     let llm = Arc::new(
         FakeLlm::start(LlmConfig {
-            latency: Duration::from_millis(300),
             max_concurrency: Some(2),
             retry_after_s: 0.5,
             ..LlmConfig::default()
@@ -173,26 +172,31 @@ async fn concurrency_above_the_limit_gets_429_with_retry_after() {
         .await,
     );
     let body = request("gpt-test", &prompt("operator: Добрый день"), true);
-    let tasks: Vec<_> = (0..5)
-        .map(|_| {
-            let (llm, body) = (Arc::clone(&llm), body.clone());
-            tokio::spawn(async move {
-                let resp = send(&llm, "sk-test", &body).await;
-                let retry = resp
-                    .headers()
-                    .get("retry-after")
-                    .map(|v| v.to_str().unwrap().to_string());
-                (resp.status(), retry)
-            })
-        })
+    let send_one = |llm: Arc<FakeLlm>, body: Value| async move {
+        let resp = send(&llm, "sk-test", &body).await;
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (resp.status(), retry)
+    };
+    // Two requests held in flight, then three more: each of those is one too many.
+    let gate = llm.hold();
+    let held: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(send_one(Arc::clone(&llm), body.clone())))
         .collect();
+    gate.arrived(2).await;
+    for _ in 0..3 {
+        assert_eq!(
+            send_one(Arc::clone(&llm), body.clone()).await,
+            (Status::TOO_MANY_REQUESTS, Some("0.5".to_string()))
+        );
+    }
+    gate.release();
     let mut ok = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            (Status::OK, None) => ok += 1,
-            (Status::TOO_MANY_REQUESTS, Some(retry)) => assert_eq!(retry, "0.5"),
-            other => panic!("unexpected {other:?}"),
-        }
+    for task in held {
+        assert_eq!(task.await.unwrap(), (Status::OK, None));
+        ok += 1;
     }
     assert_eq!(ok, 2);
     assert_eq!((llm.served_429(), llm.completions()), (3, 2));

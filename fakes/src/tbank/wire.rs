@@ -9,8 +9,9 @@ use super::FakeCall;
 
 /// How TQM writes the listing filter's bounds: `2025-08-07 00:00:00`.
 const FILTER_DATE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
-/// How TQM writes an item's dates: local wall-clock time without an offset.
-const ITEM_DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+/// How TQM writes an item's dates: local wall-clock time without an offset, with a
+/// fraction of a second when there is one.
+const ITEM_DATE_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f";
 
 /// The parts of a `callsessions` request body the fake acts on.
 #[derive(Debug, PartialEq)]

@@ -152,6 +152,14 @@ impl Harness {
         let db = TestDb::create().await;
         let mut tbank_cfg = world.tbank;
         tbank_cfg.calls = world.calls;
+        // Double-quoted in the env file: quotes and backslashes escaped.
+        let (tb_login, tb_password) = (
+            tbank_cfg.login.clone(),
+            tbank_cfg
+                .password
+                .replace('\\', "\\\\")
+                .replace('"', "\\\""),
+        );
         let tbank = FakeTbank::start(tbank_cfg).await;
         let google = FakeGoogle::start(GoogleConfig {
             spreadsheet_id: SHEET_ID.into(),
@@ -170,7 +178,6 @@ impl Harness {
         let key_path = dir.path().join("service_account.json");
         std::fs::write(&key_path, google.service_account_key_json()).unwrap();
         let prompt_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/department1.txt");
-        let tb = TbankConfig::default();
         let env_text = format!(
             "# written like the old tool's .env.department1\n\
              LOGGING_NAME=department1\nLOGGING_LEVEL=INFO\nLOGGING_DIR={logs}\nLOGGING_ON_CONSOLE=True\nLOGGING_ON_FILE=False\nLOGGING_ON_DB=False\n\
@@ -182,8 +189,8 @@ impl Harness {
              RETRY_BASE_DELAY_MS=5\nLLM_CONCURRENCY=4\nTBANK_CONCURRENCY=4\n\
              LLM_PRICE_INPUT_PER_1M=0,5\nLLM_PRICE_OUTPUT_PER_1M=1.5\n{extra}",
             logs = dir.path().join("logs").display(),
-            login = tb.login,
-            password = tb.password,
+            login = tb_login,
+            password = tb_password,
             key = key_path.display(),
             sheet = SHEET_ID,
             checklist = CHECKLIST_SHEET,
