@@ -321,7 +321,7 @@ impl LlmClient {
             Err(e) => {
                 // A timeout is load; a refused connection says nothing about it.
                 if e.is_timeout() {
-                    permit.done(Signal::Backpressure);
+                    permit.done(Signal::Overloaded);
                 } else {
                     drop(permit);
                 }
@@ -336,10 +336,10 @@ impl LlmClient {
                 .and_then(|v| v.to_str().ok()),
         );
         let text = response.text().await;
-        let pushed_back =
-            matches!(status.as_u16(), 429 | 503) || text.as_ref().is_err_and(|e| e.is_timeout());
-        if pushed_back {
-            permit.done(Signal::Backpressure);
+        if status.as_u16() == 429 {
+            permit.done(Signal::Rejected);
+        } else if status.as_u16() == 503 || text.as_ref().is_err_and(|e| e.is_timeout()) {
+            permit.done(Signal::Overloaded);
         } else {
             let rtt = permit.elapsed();
             permit.done(Signal::Answered(rtt));
