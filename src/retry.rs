@@ -154,6 +154,9 @@ fn go_duration(v: &str) -> Option<Duration> {
     if let Some(d) = seconds(v) {
         return Some(d);
     }
+    if v.is_empty() {
+        return None;
+    }
     let mut rest = v;
     let mut total = 0.0f64;
     while !rest.is_empty() {
