@@ -66,7 +66,8 @@ CREATE TABLE calls (
     checklist_version      text,   -- content hash of the checklist that produced the score
     prompt_version         text,   -- content hash of the prompt template
     run_id                 bigint, -- runs.id of the run that scored the call
-    analyzed_at            timestamptz
+    analyzed_at            timestamptz,
+    cost_source            text    -- 'gateway' or 'prices': where cost_usd came from
 );
 
 CREATE TABLE call_transcripts (
@@ -151,7 +152,9 @@ CREATE TABLE runs (
     cost_usd          double precision,
     wall_seconds      double precision,
     unknown_operators text[] NOT NULL DEFAULT '{}',
-    error             text
+    error             text,
+    llm_attempts      integer NOT NULL DEFAULT 0, -- every HTTP request sent to the gateway
+    cost_source       text -- 'gateway', 'prices' or 'mixed': where cost_usd came from
 );
 CREATE INDEX runs_department_date_idx ON runs (department_id, call_date);
 
@@ -342,6 +345,7 @@ CREATE TABLE callq_migrations (
 INSERT INTO callq_migrations (version, name) VALUES
     (1, '0001_initial'),
     (2, '0002_unknown_operators'),
-    (3, '0003_bi_views');
+    (3, '0003_bi_views'),
+    (5, '0005_gateway');
 
 COMMIT;

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-/// How long refusals wait for more evidence once nobody else can bring any.
-pub const QUIET: Duration = Duration::from_secs(3);
+/// How long refusals wait for more evidence once nobody else can bring any: long enough
+/// for the run to hand over its next calls, short enough for a run's last call.
+pub const QUIET: Duration = Duration::from_secs(1);
 
 /// Requests refused alike in a row that trip the breaker unless configured otherwise.
 pub const DEFAULT_THRESHOLD: usize = 5;

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 
 use crate::checklist::{self, ChecklistError};
 use crate::config::RunSettings;
-use crate::domain::{Call, Checklist, Outcome, Transcript, Usage};
+use crate::domain::{Call, Checklist, Cost, Outcome, Transcript, Usage};
 use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder, Template, response_schema};
 use crate::operators::Directory;
 use crate::progress::Progress;
@@ -250,8 +250,10 @@ impl Prepared {
             dry_run: opts.dry_run,
             ..Summary::default()
         };
+        let attempts_before = self.llm.http_attempts();
         let result = self.stream_day(day, opts, run_id, &mut summary).await;
         summary.wall = started.elapsed();
+        summary.llm_attempts = self.llm.http_attempts() - attempts_before;
         let (limit, peak) = self.llm.concurrency();
         tracing::info!(
             "LLM concurrency: {peak} requests in flight at most, adaptive limit now {limit}"
@@ -271,8 +273,10 @@ impl Prepared {
                 items_unreadable: summary.items_unreadable,
                 deferred_by_limit: summary.deferred_by_limit,
                 llm_requests: summary.llm_requests,
+                llm_attempts: summary.llm_attempts,
                 usage: summary.usage,
                 cost_usd: summary.cost_usd,
+                cost_source: summary.cost_source(),
                 wall_seconds: summary.wall.as_secs_f64(),
                 unknown_operators: &summary.unknown_operator_names(),
             };
@@ -399,7 +403,7 @@ impl Prepared {
                     summary.add(outcome);
                     summary.llm_requests += spent.llm_requests;
                     summary.usage += spent.usage;
-                    summary.add_cost(spent.cost_usd);
+                    summary.add_cost(spent.cost);
                     if let Some((id, error)) = failure {
                         summary.add_failure(id, error);
                     }
@@ -493,19 +497,16 @@ impl Prepared {
                     analyzed: Box::new(analyzed),
                 })
             }
-            Err(e) if e.is_fatal() => Err(RunError::Unavailable(format!(
-                "the LLM gateway refused the request ({e}); check TOKEN_LLM, MODEL and LLM_BASE_URL"
-            ))),
+            Err(e) if e.is_fatal() => Err(RunError::Unavailable(format!("{e}; {}", e.fix()))),
             Err(e) => {
                 let answers = match &e {
                     LlmError::InvalidContent { attempts, .. } => u64::from(*attempts),
                     _ => 0,
                 };
-                let usage = e.usage();
                 let spent = Spent {
                     llm_requests: answers,
-                    usage,
-                    cost_usd: self.llm.cost(&usage),
+                    usage: e.usage(),
+                    cost: e.cost(),
                 };
                 Ok(Item::Failed {
                     call,
@@ -588,7 +589,7 @@ impl Prepared {
                     analysis: &analyzed.analysis,
                     model: &self.settings.llm.model,
                     usage: analyzed.usage,
-                    cost_usd: analyzed.cost_usd,
+                    cost: analyzed.cost,
                     checklist_version: &self.checklist_version,
                     prompt_version: &self.prompt_version,
                     run_id,
@@ -647,7 +648,7 @@ impl Prepared {
 struct Spent {
     llm_requests: u64,
     usage: Usage,
-    cost_usd: Option<f64>,
+    cost: Option<Cost>,
 }
 
 impl Spent {
@@ -655,7 +656,7 @@ impl Spent {
         Spent {
             llm_requests: u64::from(a.attempts),
             usage: a.usage,
-            cost_usd: a.cost_usd,
+            cost: a.cost,
         }
     }
 }

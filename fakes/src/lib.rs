@@ -17,7 +17,7 @@ pub mod scenario;
 pub mod tbank;
 
 pub use google::{FakeGoogle, GoogleConfig};
-pub use llm::{FakeLlm, LlmConfig, analysis_for_prompt, expected_score};
+pub use llm::{FakeLlm, LlmConfig, Refusal, analysis_for_prompt, expected_score};
 pub use tbank::{FakeCall, FakeTbank, TbankConfig, TbankFaults};
 
 /// A plain-http client for the crate's own tests. In a workspace build reqwest's rustls

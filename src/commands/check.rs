@@ -1,11 +1,13 @@
 //! `callq check`: a preflight before going live. One line per outside system, ✓ or ✗ with
-//! what to fix; at most one tiny LLM request is spent.
+//! what to fix; one tiny LLM request is spent (two when the gateway refuses structured
+//! output), asking with the real response schema of a one-criterion checklist.
 
 use std::fmt::Display;
 
 use crate::config::{ConfigError, Env, RunSettings};
+use crate::domain::{Checklist, Criterion};
 use crate::exit::ExitCode;
-use crate::llm::{LlmClient, LlmError};
+use crate::llm::{LlmClient, StructuredOutput, criteria_list, response_schema};
 use crate::operators::Directory;
 use crate::pipeline;
 use crate::store::Store;
@@ -35,6 +37,11 @@ impl Report {
         println!("✗ {what}: {detail}\n    fix: {fix}");
     }
 
+    /// Works, but not as well as it could; does not fail the check.
+    fn warn(&self, what: &str, detail: impl Display) {
+        println!("! {what}: {detail}");
+    }
+
     fn skipped(&self, what: &str, why: &str) {
         println!("– {what}: not checked ({why})");
     }
@@ -58,6 +65,9 @@ pub async fn check(env: &Env) -> ExitCode {
                 "configuration",
                 format!("{} (department {})", env.file().display(), s.department_id),
             );
+            for w in &s.warnings {
+                r.warn("configuration", w);
+            }
             Some(s)
         }
         Err(e) => {
@@ -214,37 +224,67 @@ async fn tbank(r: &mut Report, s: &RunSettings) {
     }
 }
 
+/// The probe's checklist: one criterion, so the schema is the real one at its smallest.
+fn probe_checklist() -> Checklist {
+    Checklist {
+        criteria: vec![Criterion::new(
+            "Приветствие",
+            "Поздоровался с клиентом",
+            1.0,
+        )],
+        custom_instructions: String::new(),
+    }
+}
+
+fn probe_prompt(checklist: &Checklist) -> String {
+    format!(
+        "Проверка связи. Оцени звонок по чек-листу и ответь только JSON по схеме ответа.\n\n\
+         {}\n\nРасшифровка звонка:\noperator: Добрый день!\nclient: Здравствуйте.\n",
+        criteria_list(checklist)
+    )
+}
+
 async fn llm(r: &mut Report, s: &RunSettings) {
     let client = match LlmClient::new(s.llm.clone()) {
         Ok(c) => c,
         Err(e) => return r.bad_input("LLM gateway", e, "check LLM_BASE_URL and TOKEN_LLM"),
     };
     let url = &s.llm.base_url;
-    match client.ping().await {
-        Ok(usage) => r.ok(
-            "LLM gateway",
-            format!(
-                "{url} answers for model {} ({} tokens spent)",
-                s.llm.model,
-                usage.prompt_tokens + usage.completion_tokens
-            ),
-        ),
-        Err(LlmError::Fatal { status, message }) => {
-            let fix = match status {
-                401 | 403 => "check TOKEN_LLM",
-                404 => "check MODEL: the gateway does not know it",
-                _ => "check MODEL and LLM_BASE_URL",
-            };
-            r.unavailable(
+    let checklist = probe_checklist();
+    let schema = response_schema(&checklist);
+    match client
+        .probe(&probe_prompt(&checklist), &schema, &checklist)
+        .await
+    {
+        Ok(probe) => {
+            r.ok(
                 "LLM gateway",
-                format!("{url}: HTTP {status}: {message}"),
-                fix,
-            )
+                format!(
+                    "{url} answers for model {} ({} tokens spent)",
+                    s.llm.model,
+                    probe.usage.prompt_tokens + probe.usage.completion_tokens
+                ),
+            );
+            match probe.structured {
+                StructuredOutput::Honoured => r.ok(
+                    "structured output",
+                    "the model answers with the response schema (response_format json_schema)",
+                ),
+                StructuredOutput::RefusedByGateway => r.warn(
+                    "structured output",
+                    "the gateway refuses response_format for this model: runs ask for JSON by \
+                     the prompt alone (answers are validated either way, unusable ones asked \
+                     for again)",
+                ),
+                StructuredOutput::NotFollowed(why) => r.warn(
+                    "structured output",
+                    format!(
+                        "response_format was accepted but the answer did not follow the \
+                         schema ({why}); runs validate answers and ask again"
+                    ),
+                ),
+            }
         }
-        Err(e) => r.unavailable(
-            "LLM gateway",
-            format!("{url}: {e}"),
-            "check LLM_BASE_URL and that the gateway is up",
-        ),
+        Err(e) => r.unavailable("LLM gateway", format!("{url}: {e}"), e.fix()),
     }
 }

@@ -113,6 +113,9 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
         Ok(s) => s,
         Err(e) => return config_failed(e),
     };
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
     if let (Some(from), Some(to)) = (args.from, args.to)
         && from > to
     {

@@ -20,6 +20,12 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_bi_views",
         include_str!("../../db/migrations/0003_bi_views.sql"),
     ),
+    // 4 is another branch's.
+    (
+        5,
+        "0005_gateway",
+        include_str!("../../db/migrations/0005_gateway.sql"),
+    ),
 ];
 
 /// An arbitrary constant: the advisory lock key that serialises concurrent migrations.

@@ -19,6 +19,8 @@ pub mod markers {
     pub const AGREEMENT_PREFIX: &str = "[agreement:";
     /// One decline reason.
     pub const DECLINE: &str = "[decline]";
+    /// Refused with 400, the prompt being beyond the context window.
+    pub const TOO_LONG: &str = "[too-long]";
 }
 
 /// The non-JSON answer of `[invalid-once]` / `[invalid-always]`.
