@@ -18,32 +18,38 @@ use crate::tbank::TbankClient;
 struct Report {
     input_failed: bool,
     service_failed: bool,
+    lines: Vec<String>,
 }
 
 impl Report {
-    fn ok(&self, what: &str, detail: impl Display) {
-        println!("✓ {what}: {detail}");
+    fn line(&mut self, text: String) {
+        println!("{text}");
+        self.lines.push(text);
+    }
+
+    fn ok(&mut self, what: &str, detail: impl Display) {
+        self.line(format!("✓ {what}: {detail}"));
     }
 
     /// A problem the user fixes in configuration or input (exit 2).
     fn bad_input(&mut self, what: &str, detail: impl Display, fix: &str) {
         self.input_failed = true;
-        println!("✗ {what}: {detail}\n    fix: {fix}");
+        self.line(format!("✗ {what}: {detail}\n    fix: {fix}"));
     }
 
     /// A service that does not answer as it should (exit 3).
     fn unavailable(&mut self, what: &str, detail: impl Display, fix: &str) {
         self.service_failed = true;
-        println!("✗ {what}: {detail}\n    fix: {fix}");
+        self.line(format!("✗ {what}: {detail}\n    fix: {fix}"));
     }
 
     /// Works, but not as well as it could; does not fail the check.
-    fn warn(&self, what: &str, detail: impl Display) {
-        println!("! {what}: {detail}");
+    fn warn(&mut self, what: &str, detail: impl Display) {
+        self.line(format!("! {what}: {detail}"));
     }
 
-    fn skipped(&self, what: &str, why: &str) {
-        println!("– {what}: not checked ({why})");
+    fn skipped(&mut self, what: &str, why: &str) {
+        self.line(format!("– {what}: not checked ({why})"));
     }
 
     fn exit(&self) -> ExitCode {
@@ -58,6 +64,11 @@ impl Report {
 }
 
 pub async fn check(env: &Env) -> ExitCode {
+    check_lines(env).await.0
+}
+
+/// The check, with the lines it printed (for tests).
+pub async fn check_lines(env: &Env) -> (ExitCode, Vec<String>) {
     let mut r = Report::default();
     let settings = match env.run() {
         Ok(s) => {
@@ -118,7 +129,7 @@ pub async fn check(env: &Env) -> ExitCode {
             }
         }
     }
-    r.exit()
+    (r.exit(), r.lines)
 }
 
 fn config_problems(r: &mut Report, env: &Env, e: &ConfigError) {

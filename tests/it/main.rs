@@ -7,6 +7,7 @@ mod binary;
 mod checklist_sheets;
 mod common;
 mod env_example;
+mod gateway;
 mod llm_client;
 mod old_database;
 mod operators;
