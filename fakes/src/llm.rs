@@ -5,7 +5,7 @@
 
 mod analysis;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -123,7 +123,7 @@ impl FakeLlm {
             record_requests: config.record_requests,
             request_bodies: Mutex::new(Vec::new()),
             refusal: Mutex::new(None),
-            burst: Mutex::new((0, StatusCode::OK)),
+            bursts: Mutex::new(VecDeque::new()),
             error_rate: RateKnob::new(config.error_rate),
             reject_response_format: config.reject_response_format,
             report_cached_tokens: config.report_cached_tokens,
@@ -235,9 +235,10 @@ impl FakeLlm {
     }
 
     /// The next `n` accepted requests are answered `status` (429 without a retry hint,
-    /// or 5xx): a burst upstream.
+    /// or 5xx): a burst upstream. Bursts queue up behind the ones not served yet.
     pub fn fail_next(&self, n: usize, status: u16) {
-        *self.state.burst.lock() = (n, StatusCode::from_u16(status).expect("a status code"));
+        let status = StatusCode::from_u16(status).expect("a status code");
+        self.state.bursts.lock().push_back((n, status));
     }
 
     /// Every request body in arrival order (empty unless `record_requests`).
@@ -276,8 +277,8 @@ struct Llm {
     record_requests: bool,
     request_bodies: Mutex<Vec<Value>>,
     refusal: Mutex<Option<Refusal>>,
-    /// Requests still to fail, and with what.
-    burst: Mutex<(usize, StatusCode)>,
+    /// Requests still to fail, and with what, burst by burst.
+    bursts: Mutex<VecDeque<(usize, StatusCode)>>,
     error_rate: RateKnob,
     reject_response_format: bool,
     report_cached_tokens: bool,
@@ -446,10 +447,13 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
         return resp;
     }
     let burst = {
-        let mut b = st.burst.lock();
-        (b.0 > 0).then(|| {
-            b.0 -= 1;
-            b.1
+        let mut bursts = st.bursts.lock();
+        while bursts.front().is_some_and(|(n, _)| *n == 0) {
+            bursts.pop_front();
+        }
+        bursts.front_mut().map(|(n, status)| {
+            *n -= 1;
+            *status
         })
     };
     if let Some(status) = burst {

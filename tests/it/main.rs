@@ -8,6 +8,7 @@ mod checklist_sheets;
 mod common;
 mod env_example;
 mod gateway;
+mod litellm;
 mod llm_client;
 mod old_database;
 mod operators;
