@@ -208,7 +208,9 @@ async fn litellm_a_night_is_stored_as_without_the_proxy_and_refusals_stop_it() {
     assert_eq!(direct.run(&[]).await, ExitCode::Ok);
     assert_eq!(comparable(&h).await, comparable(&direct).await);
     assert!(
-        h.count("SELECT sum(cached_tokens)::bigint FROM calls").await > 0,
+        h.count("SELECT sum(cached_tokens)::bigint FROM calls")
+            .await
+            > 0,
         "cached tokens pass through the proxy"
     );
 
