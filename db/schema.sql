@@ -398,6 +398,18 @@ CREATE TABLE IF NOT EXISTS call_claims (
     claimed_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- ─── db/migrations/0005_gateway.sql ───
+
+-- What a call and a run cost, and where the figure came from: 'gateway' (the gateway's own
+-- per-response cost), 'prices' (token counts at LLM_PRICE_*), 'mixed' (a run with both);
+-- NULL when nothing was costed. runs.llm_attempts counts every HTTP request sent to the
+-- gateway (retries, refusals and abandoned requests too), beside runs.llm_requests, the
+-- answers asked for.
+
+ALTER TABLE calls ADD COLUMN IF NOT EXISTS cost_source text;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS llm_attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS cost_source text;
+
 -- ─── db/migrations/0006_quality.sql ───
 
 -- Quality of the scores: the quote behind every score and whether it was found in the
@@ -523,6 +535,7 @@ INSERT INTO callq_migrations (version, name) VALUES
     (2, '0002_unknown_operators'),
     (3, '0003_bi_views'),
     (4, '0004_run_safety'),
+    (5, '0005_gateway'),
     (6, '0006_quality');
 
 COMMIT;

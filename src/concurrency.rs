@@ -3,23 +3,32 @@
 //! a user need not know the gateway's own limit. The configured concurrency is the ceiling.
 //!
 //! - Slow start: the limit doubles each window until the first sign of back-pressure.
-//! - Additive increase: then +1 per window in which the limit was actually used.
-//! - Multiplicative decrease: ×0.5 on the first back-pressure (429, 503, timeouts),
-//!   ×0.9 afterwards, and ×0.9 when a window's mean latency rises well above the long-run
-//!   mean — at most once per window, so a burst of 429s from one window counts once.
+//! - Additive increase: then +1 per window in which the limit was actually used; once a
+//!   refusal has shown where the upstream's limit is, only every [`PROBE_WINDOWS`] windows.
+//! - A refusal (429) carries the concurrency it was refused at: a request sent as the k-th
+//!   in flight and refused means the upstream takes fewer than k, so the limit drops to
+//!   k − 1 — but never below the concurrency answers have proven in this window or the
+//!   last. Refusals that lower nothing (the upstream's capacity shrank, or it limits a rate
+//!   rather than concurrency) shrink the limit ×0.9 when their window ends.
+//! - Overload (503, timeouts) and a window's mean latency well above the long-run mean
+//!   shrink it ×0.5 during slow start, ×0.9 afterwards — at most once per window.
 //!
 //! A window is as many responses as the limit was when it began, roughly one round trip.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+// Tokio's clock, so tests can run whole simulated nights on paused time.
+use tokio::time::Instant;
 
 /// A window whose mean latency exceeds the long-run mean by this factor shrinks the limit.
 const LATENCY_RISE: f64 = 2.0;
 const DECREASE: f64 = 0.9;
 /// Windows of latency history before latency may shrink the limit.
 const WARMUP_WINDOWS: u32 = 3;
+/// Clean windows at a limit a refusal has set before probing one above it.
+pub const PROBE_WINDOWS: u32 = 8;
 
 #[derive(Clone)]
 pub struct AdaptiveLimiter {
@@ -44,7 +53,17 @@ struct State {
     window_answered: usize,
     window_rtt_sum: Duration,
     window_saturated: bool,
+    /// Any push-back (refusal or overload) in this window.
     window_backpressure: bool,
+    /// The multiplicative decrease already happened in this window.
+    window_decreased: bool,
+    /// Refusals in this window that lowered nothing.
+    window_idle_refusals: bool,
+    /// The most requests in flight among answered requests' sends, this window and the last.
+    window_proven: usize,
+    last_proven: usize,
+    /// Clean windows still to wait before probing above a limit set by a refusal.
+    probe_wait: u32,
     /// Long-run mean latency of whole windows (EWMA), once there is one.
     long_rtt: Option<f64>,
     windows: u32,
@@ -56,8 +75,10 @@ struct State {
 pub enum Signal {
     /// Answered (success or an error that says nothing about load) after this long.
     Answered(Duration),
-    /// Too many requests, service unavailable, or a timeout.
-    Backpressure,
+    /// Refused at the door: too many requests (429).
+    Rejected,
+    /// Service unavailable (503) or a timeout.
+    Overloaded,
 }
 
 impl AdaptiveLimiter {
@@ -77,6 +98,11 @@ impl AdaptiveLimiter {
                     window_rtt_sum: Duration::ZERO,
                     window_saturated: false,
                     window_backpressure: false,
+                    window_decreased: false,
+                    window_idle_refusals: false,
+                    window_proven: 0,
+                    last_proven: 0,
+                    probe_wait: 0,
                     long_rtt: None,
                     windows: 0,
                     peak_in_flight: 0,
@@ -102,6 +128,7 @@ impl AdaptiveLimiter {
                     return Permit {
                         limiter: self.clone(),
                         started: Instant::now(),
+                        at_send: s.in_flight,
                         finished: false,
                     };
                 }
@@ -124,12 +151,12 @@ impl AdaptiveLimiter {
             .peak_in_flight
     }
 
-    fn release(&self, signal: Option<Signal>) {
+    fn release(&self, signal: Option<(Signal, usize)>) {
         {
             let mut s = self.inner.state.lock().expect("limiter lock");
             s.in_flight -= 1;
-            if let Some(signal) = signal {
-                s.observe(signal);
+            if let Some((signal, at_send)) = signal {
+                s.observe(signal, at_send);
             }
         }
         self.inner.freed.notify_waiters();
@@ -141,31 +168,58 @@ impl State {
         (self.limit.floor() as usize).clamp(1, self.max)
     }
 
-    fn observe(&mut self, signal: Signal) {
+    fn observe(&mut self, signal: Signal, at_send: usize) {
         self.window_responses += 1;
         match signal {
             Signal::Answered(rtt) => {
                 self.window_answered += 1;
                 self.window_rtt_sum += rtt;
+                self.window_proven = self.window_proven.max(at_send);
             }
-            Signal::Backpressure => {
-                if !self.window_backpressure {
-                    // React at once, once per window: later 429s of the same window were
-                    // sent before the limit shrank.
-                    self.window_backpressure = true;
-                    let factor = if self.slow_start { 0.5 } else { DECREASE };
-                    self.slow_start = false;
-                    let before = self.allowed();
-                    self.limit = (self.limit * factor).max(1.0);
-                    tracing::debug!(
-                        "LLM concurrency {before} → {} (upstream pushed back)",
-                        self.allowed()
-                    );
-                }
-            }
+            Signal::Rejected => self.refused(at_send),
+            Signal::Overloaded => self.overloaded(),
         }
         if self.window_responses >= self.window_size {
             self.end_window();
+        }
+    }
+
+    /// Sent as the `at_send`-th request in flight and refused: the upstream takes fewer.
+    /// Every refusal counts (the lowest bound wins), not once per window.
+    fn refused(&mut self, at_send: usize) {
+        self.window_backpressure = true;
+        self.slow_start = false;
+        let proven = self.window_proven.max(self.last_proven);
+        if at_send <= proven {
+            // Refused at a concurrency answers had proven: less capacity than before.
+            self.window_idle_refusals = true;
+        }
+        let bound = (at_send.saturating_sub(1)).max(proven).max(1);
+        if (bound as f64) < self.limit {
+            let before = self.allowed();
+            self.limit = bound as f64;
+            self.probe_wait = PROBE_WINDOWS;
+            tracing::debug!(
+                "LLM concurrency {before} → {} (refused at {at_send} in flight)",
+                self.allowed()
+            );
+        }
+    }
+
+    fn overloaded(&mut self) {
+        self.window_backpressure = true;
+        if !self.window_decreased {
+            // React at once, once per window: later push-backs of the same window were
+            // sent before the limit shrank.
+            self.window_decreased = true;
+            let factor = if self.slow_start { 0.5 } else { DECREASE };
+            self.slow_start = false;
+            let before = self.allowed();
+            self.limit = (self.limit * factor).max(1.0);
+            tracing::debug!(
+                "LLM concurrency {before} → {} (upstream overloaded)",
+                self.allowed()
+            );
         }
     }
 
@@ -187,12 +241,21 @@ impl State {
                 "LLM concurrency → {} (latency rising: {mean:.3} s)",
                 self.allowed()
             );
+        } else if self.window_idle_refusals && !self.window_decreased {
+            self.limit = (self.limit * DECREASE).max(1.0);
+            self.probe_wait = PROBE_WINDOWS;
+            tracing::debug!(
+                "LLM concurrency → {} (refused below the proven concurrency)",
+                self.allowed()
+            );
         } else if !self.window_backpressure && self.window_saturated {
-            self.limit = if self.slow_start {
-                self.limit * 2.0
+            if self.slow_start {
+                self.limit *= 2.0;
+            } else if self.probe_wait > 0 {
+                self.probe_wait -= 1;
             } else {
-                self.limit + 1.0
-            };
+                self.limit += 1.0;
+            }
             self.limit = self.limit.min(self.max as f64);
         }
         if mean > 0.0 && !latency_rose {
@@ -206,6 +269,10 @@ impl State {
         self.window_answered = 0;
         self.window_rtt_sum = Duration::ZERO;
         self.window_backpressure = false;
+        self.window_decreased = false;
+        self.window_idle_refusals = false;
+        self.last_proven = self.window_proven;
+        self.window_proven = 0;
         self.window_saturated = self.in_flight >= self.allowed();
     }
 }
@@ -214,6 +281,8 @@ impl State {
 pub struct Permit {
     limiter: AdaptiveLimiter,
     started: Instant,
+    /// Requests in flight when this one was sent, itself included.
+    at_send: usize,
     finished: bool,
 }
 
@@ -224,7 +293,7 @@ impl Permit {
 
     pub fn done(mut self, signal: Signal) {
         self.finished = true;
-        self.limiter.release(Some(signal));
+        self.limiter.release(Some((signal, self.at_send)));
     }
 }
 
@@ -269,25 +338,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn backpressure_halves_once_then_additive_increase() {
+    async fn overload_halves_once_then_additive_increase() {
         let l = AdaptiveLimiter::new(32);
         round(&l, |_| ok()).await; // 4
         round(&l, |_| ok()).await; // 8
         round(&l, |_| ok()).await; // 16
         assert_eq!(l.limit(), 16);
         // Half the window is refused: one decrease, not eight.
-        round(&l, |i| {
-            if i % 2 == 0 {
-                Signal::Backpressure
-            } else {
-                ok()
-            }
-        })
-        .await;
+        round(&l, |i| if i % 2 == 0 { Signal::Overloaded } else { ok() }).await;
         assert_eq!(l.limit(), 8);
         round(&l, |_| ok()).await;
         assert_eq!(l.limit(), 9, "+1 per window after slow start");
-        round(&l, |i| if i == 0 { Signal::Backpressure } else { ok() }).await;
+        round(&l, |i| if i == 0 { Signal::Overloaded } else { ok() }).await;
         assert_eq!(l.limit(), 8, "×0.9 after slow start");
     }
 
@@ -327,5 +389,113 @@ mod tests {
         drop(first);
         waiter.await.unwrap();
         assert_eq!(l.peak_in_flight(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_drops_the_limit_to_the_concurrency_it_was_refused_at() {
+        let l = AdaptiveLimiter::new(32);
+        round(&l, |_| ok()).await; // 4
+        round(&l, |_| ok()).await; // 8
+        round(&l, |_| ok()).await; // 16
+        assert_eq!(l.limit(), 16);
+        // The upstream takes 6: the 7th to 16th in flight are refused. The last window
+        // proved 8, so the refusals at 7 and 8 also say the capacity shrank.
+        round(&l, |i| if i < 6 { ok() } else { Signal::Rejected }).await;
+        assert_eq!(l.limit(), 7, "8 as proven, then ×0.9 for refusals below it");
+        round(&l, |i| if i < 6 { ok() } else { Signal::Rejected }).await;
+        assert_eq!(l.limit(), 6, "refused at the 7th: the upstream takes 6");
+        for _ in 0..PROBE_WINDOWS {
+            round(&l, |_| ok()).await;
+            assert_eq!(l.limit(), 6, "no probing right after a refusal");
+        }
+        round(&l, |_| ok()).await;
+        assert_eq!(l.limit(), 7, "then one above, once");
+    }
+
+    #[tokio::test]
+    async fn refusals_at_a_proven_concurrency_shrink_the_limit_by_window() {
+        let l = AdaptiveLimiter::new(10);
+        for _ in 0..4 {
+            round(&l, |_| ok()).await;
+        }
+        assert_eq!(l.limit(), 10);
+        // Another client took half the capacity: refusals come at any position.
+        round(&l, |i| if i % 2 == 0 { Signal::Rejected } else { ok() }).await;
+        assert_eq!(l.limit(), 9);
+    }
+
+    /// A gateway that runs at most `limit` requests at once and refuses the rest at once
+    /// (as LiteLLM's max_parallel_requests does), without a retry hint.
+    struct Gateway {
+        limit: usize,
+        in_flight: std::sync::atomic::AtomicUsize,
+        refused: std::sync::atomic::AtomicUsize,
+    }
+
+    const LATENCY: Duration = Duration::from_millis(500);
+    const BACKOFF: Duration = Duration::from_millis(500);
+
+    /// One call through the limiter, retried after a refusal, as the LLM client does.
+    async fn call(l: &AdaptiveLimiter, gw: &Gateway) {
+        use std::sync::atomic::Ordering::SeqCst;
+        loop {
+            let permit = l.acquire().await;
+            if gw.in_flight.fetch_add(1, SeqCst) >= gw.limit {
+                gw.in_flight.fetch_sub(1, SeqCst);
+                gw.refused.fetch_add(1, SeqCst);
+                permit.done(Signal::Rejected);
+                tokio::time::sleep(BACKOFF).await;
+                continue;
+            }
+            tokio::time::sleep(LATENCY).await;
+            // The slot is free before the answer leaves.
+            gw.in_flight.fetch_sub(1, SeqCst);
+            let rtt = permit.elapsed();
+            permit.done(Signal::Answered(rtt));
+            return;
+        }
+    }
+
+    /// `calls` calls, at most `ceiling` at a time (the run's buffer), through a gateway of
+    /// `limit`: the virtual wall time, the limit at the end and the refusals.
+    async fn night(calls: usize, ceiling: usize, limit: usize) -> (Duration, usize, usize) {
+        use futures::StreamExt;
+        let l = AdaptiveLimiter::new(ceiling);
+        let gw = Gateway {
+            limit,
+            in_flight: Default::default(),
+            refused: Default::default(),
+        };
+        let started = Instant::now();
+        futures::stream::iter(0..calls)
+            .for_each_concurrent(ceiling, |_| call(&l, &gw))
+            .await;
+        (
+            started.elapsed(),
+            l.limit(),
+            gw.refused.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn behind_a_hard_gateway_limit_it_settles_at_that_limit() {
+        let (calls, limit) = (1000, 8);
+        let bound = LATENCY * (calls / limit) as u32;
+        let (wall, settled, refused) = night(calls, 32, limit).await;
+        assert!(
+            (limit..=limit + 1).contains(&settled),
+            "settled at {settled}, the gateway takes {limit}"
+        );
+        assert!(
+            wall.as_secs_f64() <= bound.as_secs_f64() * 1.05,
+            "{wall:?} against {bound:?} at the gateway's limit"
+        );
+        assert!(refused < calls / 20, "{refused} refusals");
+        // The same night at the right concurrency from the start, for comparison.
+        let (at_limit, _, _) = night(calls, limit, limit).await;
+        assert!(
+            wall.as_secs_f64() <= at_limit.as_secs_f64() * 1.05,
+            "{wall:?} vs {at_limit:?} when configured at the limit"
+        );
     }
 }

@@ -239,6 +239,30 @@ impl std::ops::AddAssign for Usage {
     }
 }
 
+/// Where a cost figure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CostSource {
+    /// Summed from the gateway's per-response cost.
+    Gateway,
+    /// Computed from the token counts and LLM_PRICE_*.
+    Prices,
+}
+
+impl CostSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Gateway => "gateway",
+            CostSource::Prices => "prices",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cost {
+    pub usd: f64,
+    pub source: CostSource,
+}
+
 /// How each listed call ended. Every call gets exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Outcome {

@@ -64,7 +64,7 @@ pub enum RunError {
     Tbank(TbankError),
     #[error("listing the calls of {day} failed: {source}")]
     Listing { day: NaiveDate, source: TbankError },
-    #[error("{source}; check TOKEN_LLM, MODEL and LLM_BASE_URL")]
+    #[error("{source}; {}", source.fix())]
     Llm { source: LlmError },
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -4,6 +4,7 @@
 //! calls and transcripts (T-Bank TQM), one LLM analysis per call (an OpenAI-compatible
 //! gateway), and the results upserted into PostgreSQL. `pipeline` is the run, top to bottom.
 
+pub mod breaker;
 pub mod calibration;
 pub mod checklist;
 pub mod cli;

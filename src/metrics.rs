@@ -46,6 +46,11 @@ pub fn render(department_id: i32, days: &[Summary], exit: ExitCode, finished_uni
         vec![(dept.clone(), sum(&|s| s.llm_requests as f64))],
     );
     metric(
+        "callq_llm_attempts",
+        "HTTP requests sent to the LLM gateway in the last run, retries included.",
+        vec![(dept.clone(), sum(&|s| s.llm_attempts as f64))],
+    );
+    metric(
         "callq_llm_tokens",
         "LLM tokens of the last run.",
         vec![
@@ -154,8 +159,16 @@ mod tests {
         s.add(Outcome::Scored);
         s.add(Outcome::Failed);
         s.usage.prompt_tokens = 1200;
-        s.add_cost(Some(0.25));
+        s.add_cost(Some(crate::domain::Cost {
+            usd: 0.25,
+            source: crate::domain::CostSource::Prices,
+        }));
+        s.llm_attempts = 4;
         let text = render(3, &[s], ExitCode::SomeFailed, 1_700_000_000);
+        assert!(
+            text.contains("callq_llm_attempts{department=\"3\"} 4\n"),
+            "{text}"
+        );
         assert!(
             text.contains("callq_calls{department=\"3\",outcome=\"scored\"} 2\n"),
             "{text}"

@@ -1,12 +1,12 @@
 //! What a run did, counted as it happens and printed at the end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
 use chrono::NaiveDate;
 
-use crate::domain::{Outcome, ReviewReason, Usage};
+use crate::domain::{Cost, CostSource, Outcome, ReviewReason, Usage};
 
 /// At most this many failed calls are listed by id in the printed summary.
 const LISTED_FAILURES: usize = 20;
@@ -18,9 +18,14 @@ pub struct Summary {
     pub calls_listed: u64,
     pub items_unreadable: u64,
     pub deferred_by_limit: u64,
+    /// Answers asked for (retries at the HTTP level not counted).
     pub llm_requests: u64,
+    /// Every HTTP request sent to the gateway: retries, refusals and abandoned ones too.
+    pub llm_attempts: u64,
     pub usage: Usage,
     pub cost_usd: Option<f64>,
+    /// Where the costs summed in `cost_usd` came from.
+    pub cost_sources: BTreeSet<CostSource>,
     pub wall: Duration,
     /// Operator names seen in T-Bank but not in the directory, with their call counts.
     pub unknown_operators: BTreeMap<String, u64>,
@@ -67,16 +72,28 @@ impl Summary {
         self.add(f.outcome);
         self.llm_requests += f.spent.llm_requests;
         self.usage += f.spent.usage;
-        self.add_cost(f.spent.cost_usd);
+        self.add_cost(f.spent.cost);
         if let Some((id, error)) = &f.failure {
             self.add_failure(*id, error.clone());
         }
         self.add_review(&f.review);
     }
 
-    pub fn add_cost(&mut self, cost: Option<f64>) {
+    pub fn add_cost(&mut self, cost: Option<Cost>) {
         if let Some(c) = cost {
-            *self.cost_usd.get_or_insert(0.0) += c;
+            *self.cost_usd.get_or_insert(0.0) += c.usd;
+            self.cost_sources.insert(c.source);
+        }
+    }
+
+    /// `gateway` or `prices` when every cost came from there, `mixed` when both
+    /// contributed, `None` when nothing was costed.
+    pub fn cost_source(&self) -> Option<&'static str> {
+        let mut sources = self.cost_sources.iter();
+        match (sources.next(), sources.next()) {
+            (None, _) => None,
+            (Some(one), None) => Some(one.as_str()),
+            (Some(_), Some(_)) => Some("mixed"),
         }
     }
 
@@ -111,10 +128,12 @@ impl Summary {
             "items_unreadable": self.items_unreadable,
             "deferred_by_limit": self.deferred_by_limit,
             "llm_requests": self.llm_requests,
+            "llm_attempts": self.llm_attempts,
             "prompt_tokens": self.usage.prompt_tokens,
             "completion_tokens": self.usage.completion_tokens,
             "cached_tokens": self.usage.cached_tokens,
             "cost_usd": self.cost_usd,
+            "cost_source": self.cost_source().unwrap_or("none"),
             "wall_seconds": self.wall.as_secs_f64(),
             "unknown_operators": self.unknown_operators,
             "failures_total": self.failures_total,
@@ -178,17 +197,26 @@ impl fmt::Display for Summary {
         }
         write!(
             f,
-            "  LLM: {} requests, {} prompt tokens ({} cached), {} completion tokens",
+            "  LLM: {} answers in {} HTTP requests, {} prompt tokens ({} cached), {} completion tokens",
             self.llm_requests,
+            self.llm_attempts,
             self.usage.prompt_tokens,
             self.usage.cached_tokens,
             self.usage.completion_tokens
         )?;
         match self.cost_usd {
-            Some(c) => writeln!(f, ", cost ${c:.4}")?,
+            Some(c) => writeln!(
+                f,
+                ", cost ${c:.4} ({})",
+                match self.cost_source() {
+                    Some("gateway") => "as the gateway reported it",
+                    Some("prices") => "at LLM_PRICE_*",
+                    _ => "partly as the gateway reported it, partly at LLM_PRICE_*",
+                }
+            )?,
             None => writeln!(
                 f,
-                " (set LLM_PRICE_INPUT_PER_1M and LLM_PRICE_OUTPUT_PER_1M for cost)"
+                " (no cost: the gateway sent none; set LLM_PRICE_INPUT_PER_1M and LLM_PRICE_OUTPUT_PER_1M)"
             )?,
         }
         if !self.unknown_operators.is_empty() {
@@ -245,6 +273,7 @@ mod tests {
         assert_eq!(json["failures"][0]["call_id"], 42);
         assert_eq!(json["review"]["low_score"], 0);
         assert!(!text.contains("to review"), "{text}");
+        assert_eq!(json["cost_source"], "none");
     }
 
     #[test]
@@ -263,5 +292,32 @@ mod tests {
             json["review"],
             serde_json::json!({"low_score": 1, "critical_missed": 0, "unverified_evidence": 2})
         );
+    }
+
+    #[test]
+    fn the_cost_says_where_it_came_from() {
+        let mut s = Summary {
+            llm_requests: 2,
+            llm_attempts: 5,
+            ..Summary::default()
+        };
+        s.add_cost(Some(Cost {
+            usd: 0.5,
+            source: CostSource::Gateway,
+        }));
+        assert_eq!(s.cost_source(), Some("gateway"));
+        let text = s.to_string();
+        assert!(text.contains("2 answers in 5 HTTP requests"), "{text}");
+        assert!(text.contains("as the gateway reported it"), "{text}");
+        s.add_cost(Some(Cost {
+            usd: 0.25,
+            source: CostSource::Prices,
+        }));
+        s.add_cost(None);
+        assert_eq!(s.cost_source(), Some("mixed"));
+        let json = s.to_json();
+        assert_eq!(json["cost_usd"], 0.75);
+        assert_eq!(json["cost_source"], "mixed");
+        assert_eq!(json["llm_attempts"], 5);
     }
 }

@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::RwLock;
 
+use crate::breaker::{Breaker, Verdict};
 use crate::domain::{Call, Phrase, Speaker, Transcript};
-use crate::retry::{RetryPolicy, Transient, parse_retry_after};
+use crate::retry::{RetryPolicy, Transient, retry_hint};
 
 #[derive(Clone)]
 pub struct TbankSettings {
@@ -27,6 +28,8 @@ pub struct TbankSettings {
     pub timeout: Duration,
     pub concurrency: usize,
     pub retry: RetryPolicy,
+    /// Transcript requests failing alike in a row (after retries) that stop the run.
+    pub breaker_threshold: usize,
 }
 
 impl std::fmt::Debug for TbankSettings {
@@ -65,6 +68,10 @@ pub enum TbankError {
     Decode { what: String, message: String },
     #[error("T-Bank {what}: still unauthorized after logging in again")]
     Unauthorized { what: String },
+    /// `count` transcript requests in a row failed alike after their retries, none
+    /// succeeded since: T-Bank would fail every other one too.
+    #[error("T-Bank failed {count} transcript requests in a row alike: {error}")]
+    Refusing { error: String, count: usize },
 }
 
 impl TbankError {
@@ -72,7 +79,9 @@ impl TbankError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            TbankError::LoginRefused { .. } | TbankError::GroupNotFound { .. }
+            TbankError::LoginRefused { .. }
+                | TbankError::GroupNotFound { .. }
+                | TbankError::Refusing { .. }
         )
     }
 }
@@ -136,6 +145,8 @@ struct Inner {
     settings: TbankSettings,
     /// The access token and a generation counter, so concurrent 401s log in once.
     token: RwLock<(String, u64)>,
+    /// Judges transcript failures that repeat alike (see `breaker`).
+    breaker: Breaker,
 }
 
 const PAGE_SIZE: u32 = 1000;
@@ -157,11 +168,14 @@ impl TbankClient {
                 what: "client setup".into(),
                 source,
             })?;
+        // The run fetches at most `concurrency` transcripts at once.
+        let breaker = Breaker::new(settings.breaker_threshold, settings.concurrency.max(1));
         Ok(TbankClient {
             inner: Arc::new(Inner {
                 http,
                 settings,
                 token: RwLock::new((String::new(), 0)),
+                breaker,
             }),
         })
     }
@@ -406,22 +420,44 @@ impl TbankClient {
         ))
     }
 
-    /// One call's transcript; empty when T-Bank has not transcribed it yet.
+    /// One call's transcript; empty when T-Bank has not transcribed it yet. A failure
+    /// after retries goes before the breaker: alike ones in a row stop the run.
     pub async fn transcript(&self, segment_id: i64) -> Result<Transcript, TbankError> {
+        let breaker = &self.inner.breaker;
+        let _inside = breaker.enter();
         let url = self.url("/v2/bff-core-app/transcription/segment?token=");
         let what = format!("transcript of call {segment_id}");
         let body = serde_json::json!({ "segmentId": segment_id });
-        let resp: Value = self
+        let result: Result<Value, TbankError> = self
             .authorized(&what, |http| http.post(&url).json(&body))
-            .await?;
-        parse_transcript(&resp).map_err(|message| TbankError::Decode { what, message })
+            .await;
+        let signature = match &result {
+            Ok(_) => {
+                breaker.success();
+                None
+            }
+            // Never the call's id: alike failures of different calls must match.
+            Err(TbankError::Status { status, body, .. }) => Some(format!("HTTP {status}: {body}")),
+            Err(TbankError::Unauthorized { .. }) => {
+                Some("still unauthorized after logging in again".to_string())
+            }
+            Err(_) => None,
+        };
+        if let Some(signature) = signature
+            && let Verdict::Tripped { count } = breaker.refused(&signature).await
+        {
+            return Err(TbankError::Refusing {
+                error: signature,
+                count,
+            });
+        }
+        parse_transcript(&result?).map_err(|message| TbankError::Decode { what, message })
     }
 }
 
 async fn status_error(what: &str, r: reqwest::Response) -> TbankError {
     let status = r.status().as_u16();
-    let retry_after =
-        parse_retry_after(r.headers().get("retry-after").and_then(|v| v.to_str().ok()));
+    let retry_after = retry_hint(r.headers());
     let body = r.text().await.unwrap_or_default();
     TbankError::Status {
         what: what.to_string(),

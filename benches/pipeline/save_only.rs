@@ -185,7 +185,10 @@ pub async fn run(calls: usize) -> SaveRow {
                         completion_tokens: 900,
                         cached_tokens: 1_600,
                     },
-                    cost_usd: Some(0.0026),
+                    cost: Some(callq::domain::Cost {
+                        usd: 0.0026,
+                        source: callq::domain::CostSource::Prices,
+                    }),
                     checklist_version: "3f2a9c1e5b7d",
                     prompt_version: "a41c07d2e9f3",
                     run_id: None,

@@ -1,10 +1,11 @@
 //! Fake OpenAI-compatible LLM gateway (CONTRACTS.md §3), LiteLLM-flavoured: bearer key,
-//! model list, `response_format` rejection, concurrency-limit 429s, random 500s,
-//! latency, token usage with prompt-prefix caching, and answers chosen by the prompt.
+//! model list, `response_format` rejection, concurrency-limit 429s, random 500s, bursts
+//! of errors, a refusal of every request, per-response cost headers, latency, token usage
+//! with prompt-prefix caching, and answers chosen by the prompt.
 
 mod analysis;
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header::RETRY_AFTER;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -40,6 +41,14 @@ pub struct LlmConfig {
     pub max_concurrency: Option<usize>,
     /// The `Retry-After` value of those 429s, in seconds.
     pub retry_after_s: f64,
+    /// When set, those 429s carry exactly these headers instead of `Retry-After`
+    /// (e.g. `retry-after-ms`, `x-ratelimit-reset-requests`, or none at all).
+    pub retry_headers: Option<Vec<(String, String)>>,
+    /// USD per 1M prompt and completion tokens: answers carry LiteLLM's
+    /// `x-litellm-response-cost` header.
+    pub response_cost_per_1m: Option<(f64, f64)>,
+    /// Keep every request body for `request_bodies()`.
+    pub record_requests: bool,
     /// Share of accepted requests answered 500 at random.
     pub error_rate: f64,
     /// Answer 400 to any request with `response_format`, like models without
@@ -61,6 +70,9 @@ impl Default for LlmConfig {
             latency: Duration::ZERO,
             max_concurrency: None,
             retry_after_s: 1.0,
+            retry_headers: None,
+            response_cost_per_1m: None,
+            record_requests: false,
             error_rate: 0.0,
             reject_response_format: false,
             report_cached_tokens: true,
@@ -84,12 +96,35 @@ impl FakeLlm {
         } else {
             format!("{}", config.retry_after_s)
         };
+        let retry_headers = config.retry_headers.map_or_else(
+            || {
+                vec![(
+                    RETRY_AFTER,
+                    HeaderValue::from_str(&retry_after).expect("a number"),
+                )]
+            },
+            |list| {
+                list.iter()
+                    .map(|(k, v)| {
+                        (
+                            HeaderName::try_from(k.as_str()).expect("a header name"),
+                            HeaderValue::from_str(v).expect("a header value"),
+                        )
+                    })
+                    .collect()
+            },
+        );
         let state = Arc::new(Llm {
             token: Mutex::new(config.token),
             models: config.models,
             latency: LatencyKnob::new(config.latency),
             max_concurrency: config.max_concurrency,
-            retry_after: HeaderValue::from_str(&retry_after).expect("a number is a header value"),
+            retry_headers,
+            response_cost_per_1m: config.response_cost_per_1m,
+            record_requests: config.record_requests,
+            request_bodies: Mutex::new(Vec::new()),
+            refusal: Mutex::new(None),
+            bursts: Mutex::new(VecDeque::new()),
             error_rate: RateKnob::new(config.error_rate),
             reject_response_format: config.reject_response_format,
             report_cached_tokens: config.report_cached_tokens,
@@ -200,6 +235,43 @@ impl FakeLlm {
     pub fn set_refuse_all(&self, on: bool) {
         self.state.refuse_all.store(on, Ordering::SeqCst);
     }
+
+    /// While set, every request is answered with this error, before anything else is
+    /// looked at — as LiteLLM without its database answers any key but the master key.
+    pub fn set_refusal(&self, refusal: Option<Refusal>) {
+        *self.state.refusal.lock() = refusal;
+    }
+
+    /// The next `n` accepted requests are answered `status` (429 without a retry hint,
+    /// or 5xx): a burst upstream. Bursts queue up behind the ones not served yet.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        let status = StatusCode::from_u16(status).expect("a status code");
+        self.state.bursts.lock().push_back((n, status));
+    }
+
+    /// Every request body in arrival order (empty unless `record_requests`).
+    pub fn request_bodies(&self) -> Vec<Value> {
+        self.state.request_bodies.lock().clone()
+    }
+}
+
+/// An error answered to every request (see [`FakeLlm::set_refusal`]).
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub message: String,
+    pub kind: String,
+}
+
+impl Refusal {
+    /// What LiteLLM without a database answers a key that is not its master key.
+    pub fn no_db() -> Refusal {
+        Refusal {
+            status: 400,
+            message: "No connected db.".into(),
+            kind: "no_db_connection".into(),
+        }
+    }
 }
 
 /// Shared state of the handler.
@@ -208,7 +280,13 @@ struct Llm {
     models: Vec<String>,
     latency: LatencyKnob,
     max_concurrency: Option<usize>,
-    retry_after: HeaderValue,
+    retry_headers: Vec<(HeaderName, HeaderValue)>,
+    response_cost_per_1m: Option<(f64, f64)>,
+    record_requests: bool,
+    request_bodies: Mutex<Vec<Value>>,
+    refusal: Mutex<Option<Refusal>>,
+    /// Requests still to fail, and with what, burst by burst.
+    bursts: Mutex<VecDeque<(usize, StatusCode)>>,
     error_rate: RateKnob,
     reject_response_format: bool,
     report_cached_tokens: bool,
@@ -316,6 +394,14 @@ impl Llm {
 async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> Response {
     st.requests.bump();
     let (_in_flight, now_in_flight) = InFlight::enter(&st);
+    if st.record_requests {
+        let logged = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        st.request_bodies.lock().push(logged);
+    }
+    if let Some(r) = st.refusal.lock().clone() {
+        let status = StatusCode::from_u16(r.status).expect("a status code");
+        return error(status, &r.message, &r.kind);
+    }
     let key_ok = bearer(&headers).is_some_and(|t| *st.token.lock() == t);
     if !key_ok {
         st.unauthorized.bump();
@@ -370,9 +456,37 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
             "litellm.RateLimitError: too many concurrent requests",
             "rate_limit_error",
         );
-        resp.headers_mut()
-            .insert(RETRY_AFTER, st.retry_after.clone());
+        for (k, v) in &st.retry_headers {
+            resp.headers_mut().insert(k.clone(), v.clone());
+        }
         return resp;
+    }
+    let burst = {
+        let mut bursts = st.bursts.lock();
+        while bursts.front().is_some_and(|(n, _)| *n == 0) {
+            bursts.pop_front();
+        }
+        bursts.front_mut().map(|(n, status)| {
+            *n -= 1;
+            *status
+        })
+    };
+    if let Some(status) = burst {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            st.served_429.bump();
+        } else {
+            st.served_500.bump();
+        }
+        return error(status, "upstream burst: please try again", "upstream_error");
+    }
+    if let Some(tokens) = messages.iter().find_map(|m| too_long(m)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "litellm.ContextWindowExceededError: This model's maximum context length is 128000 tokens. However, your messages resulted in {tokens} tokens."
+            ),
+            "invalid_request_error",
+        );
     }
     st.gate.pass().await;
     st.latency.wait().await;
@@ -402,7 +516,10 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
         usage["prompt_tokens_details"] = json!({"cached_tokens": shared / 4});
     }
     let n = st.completions.bump();
-    Json(json!({
+    let cost = st.response_cost_per_1m.map(|(input, output)| {
+        (prompt_tokens as f64 * input + completion_tokens as f64 * output) / 1e6
+    });
+    let mut resp = Json(json!({
         "id": format!("chatcmpl-fake-{n}"),
         "object": "chat.completion",
         "created": chrono::Utc::now().timestamp(),
@@ -415,7 +532,21 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
         }],
         "usage": usage,
     }))
-    .into_response()
+    .into_response();
+    if let Some(cost) = cost {
+        resp.headers_mut().insert(
+            "x-litellm-response-cost",
+            HeaderValue::from_str(&cost.to_string()).expect("a number"),
+        );
+    }
+    resp
+}
+
+/// `[too-long]` in a message: a prompt beyond the context window (its size in "tokens").
+fn too_long(message: &str) -> Option<usize> {
+    message
+        .contains(analysis::markers::TOO_LONG)
+        .then(|| 128_000 + message.chars().count() / 4)
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! `callq check`: a preflight before going live. One line per outside system, ✓ or ✗ with
-//! what to fix; at most one tiny LLM request is spent.
+//! what to fix; one tiny LLM request is spent (two when the gateway refuses structured
+//! output), asking with the real response schema of a one-criterion checklist.
 
 use std::fmt::Display;
 
 use crate::config::{ConfigError, Env, RunSettings};
+use crate::domain::{Checklist, Criterion};
 use crate::error::{Severe, Severity};
 use crate::exit::ExitCode;
-use crate::llm::{LlmClient, LlmError};
+use crate::llm::{LlmClient, StructuredOutput, criteria_list, response_schema};
 use crate::operators::Directory;
 use crate::run as pipeline;
 use crate::store::Store;
@@ -17,27 +19,38 @@ use crate::tbank::TbankClient;
 struct Report {
     input_failed: bool,
     service_failed: bool,
+    lines: Vec<String>,
 }
 
 impl Report {
-    fn ok(&self, what: &str, detail: impl Display) {
-        crate::redact::println(format_args!("✓ {what}: {detail}"));
+    fn line(&mut self, text: String) {
+        crate::redact::println(&text);
+        self.lines.push(text);
+    }
+
+    fn ok(&mut self, what: &str, detail: impl Display) {
+        self.line(format!("✓ {what}: {detail}"));
     }
 
     /// A problem the user fixes in configuration or input (exit 2).
     fn bad_input(&mut self, what: &str, detail: impl Display, fix: &str) {
         self.input_failed = true;
-        crate::redact::println(format_args!("✗ {what}: {detail}\n    fix: {fix}"));
+        self.line(format!("✗ {what}: {detail}\n    fix: {fix}"));
     }
 
     /// A service that does not answer as it should (exit 3).
     fn unavailable(&mut self, what: &str, detail: impl Display, fix: &str) {
         self.service_failed = true;
-        crate::redact::println(format_args!("✗ {what}: {detail}\n    fix: {fix}"));
+        self.line(format!("✗ {what}: {detail}\n    fix: {fix}"));
     }
 
-    fn skipped(&self, what: &str, why: &str) {
-        crate::redact::println(format_args!("– {what}: not checked ({why})"));
+    /// Works, but not as well as it could; does not fail the check.
+    fn warn(&mut self, what: &str, detail: impl Display) {
+        self.line(format!("! {what}: {detail}"));
+    }
+
+    fn skipped(&mut self, what: &str, why: &str) {
+        self.line(format!("– {what}: not checked ({why})"));
     }
 
     fn exit(&self) -> ExitCode {
@@ -52,6 +65,11 @@ impl Report {
 }
 
 pub async fn check(env: &Env) -> ExitCode {
+    check_lines(env).await.0
+}
+
+/// The check, with the lines it printed (for tests).
+pub async fn check_lines(env: &Env) -> (ExitCode, Vec<String>) {
     let mut r = Report::default();
     let settings = match env.run() {
         Ok(s) => {
@@ -59,6 +77,9 @@ pub async fn check(env: &Env) -> ExitCode {
                 "configuration",
                 format!("{} (department {})", env.file().display(), s.department_id),
             );
+            for w in &s.warnings {
+                r.warn("configuration", w);
+            }
             Some(s)
         }
         Err(e) => {
@@ -109,7 +130,7 @@ pub async fn check(env: &Env) -> ExitCode {
             }
         }
     }
-    r.exit()
+    (r.exit(), r.lines)
 }
 
 fn config_problems(r: &mut Report, env: &Env, e: &ConfigError) {
@@ -215,37 +236,67 @@ async fn tbank(r: &mut Report, s: &RunSettings) {
     }
 }
 
+/// The probe's checklist: one criterion, so the schema is the real one at its smallest.
+fn probe_checklist() -> Checklist {
+    Checklist {
+        criteria: vec![Criterion::new(
+            "Приветствие",
+            "Поздоровался с клиентом",
+            1.0,
+        )],
+        custom_instructions: String::new(),
+    }
+}
+
+fn probe_prompt(checklist: &Checklist) -> String {
+    format!(
+        "Проверка связи. Оцени звонок по чек-листу и ответь только JSON по схеме ответа.\n\n\
+         {}\n\nРасшифровка звонка:\noperator: Добрый день!\nclient: Здравствуйте.\n",
+        criteria_list(checklist)
+    )
+}
+
 async fn llm(r: &mut Report, s: &RunSettings) {
     let client = match LlmClient::new(s.llm.clone()) {
         Ok(c) => c,
         Err(e) => return r.bad_input("LLM gateway", e, "check LLM_BASE_URL and TOKEN_LLM"),
     };
     let url = &s.llm.base_url;
-    match client.ping().await {
-        Ok(usage) => r.ok(
-            "LLM gateway",
-            format!(
-                "{url} answers for model {} ({} tokens spent)",
-                s.llm.model,
-                usage.prompt_tokens + usage.completion_tokens
-            ),
-        ),
-        Err(LlmError::Fatal { status, message }) => {
-            let fix = match status {
-                401 | 403 => "check TOKEN_LLM",
-                404 => "check MODEL: the gateway does not know it",
-                _ => "check MODEL and LLM_BASE_URL",
-            };
-            r.unavailable(
+    let checklist = probe_checklist();
+    let schema = response_schema(&checklist);
+    match client
+        .probe(&probe_prompt(&checklist), &schema, &checklist)
+        .await
+    {
+        Ok(probe) => {
+            r.ok(
                 "LLM gateway",
-                format!("{url}: HTTP {status}: {message}"),
-                fix,
-            )
+                format!(
+                    "{url} answers for model {} ({} tokens spent)",
+                    s.llm.model,
+                    probe.usage.prompt_tokens + probe.usage.completion_tokens
+                ),
+            );
+            match probe.structured {
+                StructuredOutput::Honoured => r.ok(
+                    "structured output",
+                    "the model answers with the response schema (response_format json_schema)",
+                ),
+                StructuredOutput::RefusedByGateway => r.warn(
+                    "structured output",
+                    "the gateway refuses response_format for this model: runs ask for JSON by \
+                     the prompt alone (answers are validated either way, unusable ones asked \
+                     for again)",
+                ),
+                StructuredOutput::NotFollowed(why) => r.warn(
+                    "structured output",
+                    format!(
+                        "response_format was accepted but the answer did not follow the \
+                         schema ({why}); runs validate answers and ask again"
+                    ),
+                ),
+            }
         }
-        Err(e) => r.unavailable(
-            "LLM gateway",
-            format!("{url}: {e}"),
-            "check LLM_BASE_URL and that the gateway is up",
-        ),
+        Err(e) => r.unavailable("LLM gateway", format!("{url}: {e}"), e.fix()),
     }
 }

@@ -132,8 +132,8 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, R
                     settings.review_below_percent,
                 );
                 usage += analyzed.usage;
-                if let Some(c) = analyzed.cost_usd {
-                    *cost.get_or_insert(0.0) += c;
+                if let Some(c) = analyzed.cost {
+                    *cost.get_or_insert(0.0) += c.usd;
                 }
                 store
                     .save_experiment_call(
@@ -142,7 +142,7 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, R
                             call_id: call.id,
                             analysis: Some(&analyzed.analysis),
                             usage: analyzed.usage,
-                            cost_usd: analyzed.cost_usd,
+                            cost_usd: analyzed.cost.map(|c| c.usd),
                             error: None,
                         },
                     )
@@ -165,7 +165,7 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, R
                             call_id: call.id,
                             analysis: None,
                             usage: e.usage(),
-                            cost_usd: llm.cost(&e.usage()),
+                            cost_usd: e.cost().map(|c| c.usd),
                             error: Some(&error),
                         },
                     )

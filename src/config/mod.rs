@@ -50,7 +50,10 @@ pub const KNOWN_VARS: &[&str] = &[
     "TBANK_CONCURRENCY",
     "LLM_TIMEOUT_S",
     "LLM_PRICE_INPUT_PER_1M",
+    "LLM_PRICE_CACHED_INPUT_PER_1M",
     "LLM_PRICE_OUTPUT_PER_1M",
+    "LLM_BREAKER_THRESHOLD",
+    "TBANK_BREAKER_THRESHOLD",
     "TBANK_TIMEOUT_S",
     "TQM_VERSION",
     "RETRY_MAX_ATTEMPTS",
@@ -253,6 +256,7 @@ impl Env {
         let mut c = Checker {
             env: self,
             problems: self.read_problems.clone(),
+            warnings: Vec::new(),
         };
         // Logging is set up from these before any command validates, falling back to
         // defaults; every command then refuses the bad values.
@@ -371,8 +375,10 @@ impl Env {
             },
         };
         let shutdown_grace = Duration::from_secs(c.parsed("SHUTDOWN_GRACE_S", 30u64));
+        let warnings = std::mem::take(&mut c.warnings);
         c.finish()?;
         Ok(RunSettings {
+            warnings,
             db: db.expect("checked"),
             checklist: checklist.expect("checked"),
             tbank: tbank.expect("checked"),
@@ -440,6 +446,8 @@ impl fmt::Debug for DbSettings {
 
 #[derive(Debug, Clone)]
 pub struct RunSettings {
+    /// Values accepted after a correction the user should know about, one line each.
+    pub warnings: Vec<String>,
     pub db: DbSettings,
     pub checklist: Source,
     pub tbank: TbankSettings,
@@ -460,6 +468,7 @@ pub struct RunSettings {
 struct Checker<'a> {
     env: &'a Env,
     problems: Vec<Problem>,
+    warnings: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -738,6 +747,8 @@ impl Checker<'_> {
         let group = self.required("AGENT_GROUP_NAME");
         let timeout_s = self.seconds("TBANK_TIMEOUT_S", 60);
         let concurrency = self.positive("TBANK_CONCURRENCY", 8);
+        let breaker_threshold =
+            self.positive("TBANK_BREAKER_THRESHOLD", crate::breaker::DEFAULT_THRESHOLD);
         Some(TbankSettings {
             base_url: base_url?,
             login: login?,
@@ -749,17 +760,21 @@ impl Checker<'_> {
             timeout: Duration::from_secs(timeout_s),
             concurrency,
             retry,
+            breaker_threshold,
         })
     }
 
     fn llm(&mut self, retry: RetryPolicy) -> Option<LlmSettings> {
-        let base_url = self.base_url("LLM_BASE_URL", DEFAULT_LLM_BASE_URL);
+        let base_url = self.llm_base_url();
         let token = self.required("TOKEN_LLM");
         let model = self.required("MODEL");
         let timeout_s = self.seconds("LLM_TIMEOUT_S", 180);
         let price_in = self.price("LLM_PRICE_INPUT_PER_1M");
+        let price_cached = self.price("LLM_PRICE_CACHED_INPUT_PER_1M");
         let price_out = self.price("LLM_PRICE_OUTPUT_PER_1M");
         let max_concurrency = self.positive("LLM_CONCURRENCY", 8);
+        let breaker_threshold =
+            self.positive("LLM_BREAKER_THRESHOLD", crate::breaker::DEFAULT_THRESHOLD);
         Some(LlmSettings {
             base_url: base_url?,
             token: token?,
@@ -767,9 +782,31 @@ impl Checker<'_> {
             timeout: Duration::from_secs(timeout_s),
             retry,
             price_input_per_1m: price_in,
+            price_cached_input_per_1m: price_cached,
             price_output_per_1m: price_out,
             max_concurrency,
+            breaker_threshold,
         })
+    }
+
+    /// LLM_BASE_URL, also when pasted as the whole endpoint (`…/v1/chat/completions`,
+    /// as gateways' docs show it): trimmed to the base with a warning.
+    fn llm_base_url(&mut self) -> Option<String> {
+        let url = self.base_url("LLM_BASE_URL", DEFAULT_LLM_BASE_URL)?;
+        let Some(base) = url.strip_suffix("/chat/completions") else {
+            return Some(url);
+        };
+        let base = base.trim_end_matches('/').to_string();
+        let origin = self
+            .env
+            .vars
+            .get("LLM_BASE_URL")
+            .map_or(String::new(), |(_, o)| format!(" (set in {o})"));
+        self.warnings.push(format!(
+            "LLM_BASE_URL {url} ends with /chat/completions, which callq adds itself; \
+             using {base}{origin}"
+        ));
+        Some(base)
     }
 
     fn finish(self) -> Result<(), ConfigError> {
@@ -1036,5 +1073,42 @@ mod tests {
         let env = Env::load_with(Path::new("/nonexistent/.env.department9"), true, Vec::new());
         let err = env.database().unwrap_err();
         assert!(err.problems.iter().any(|p| p.var == "--env-file"));
+    }
+
+    #[test]
+    fn an_llm_base_url_pasted_with_the_endpoint_is_trimmed_with_a_warning() {
+        for (raw, want) in [
+            ("http://gw:4000/v1/chat/completions", "http://gw:4000/v1"),
+            ("http://gw:4000/v1/chat/completions/", "http://gw:4000/v1"),
+            ("http://gw:4000/v1/", "http://gw:4000/v1"),
+        ] {
+            let (_f, env) = env_from(&format!("LLM_BASE_URL={raw}\n"), &[]);
+            let mut c = env.checker();
+            assert_eq!(c.llm_base_url().as_deref(), Some(want), "{raw}");
+            assert_eq!(
+                c.warnings.len(),
+                usize::from(raw.contains("chat")),
+                "{raw}: {:?}",
+                c.warnings
+            );
+            assert!(c.problems.is_empty(), "{:?}", c.problems);
+        }
+    }
+
+    #[test]
+    fn breaker_thresholds_and_the_cached_price_are_validated() {
+        let (_f, env) = env_from(
+            "LLM_BREAKER_THRESHOLD=0\nTBANK_BREAKER_THRESHOLD=x\nLLM_PRICE_CACHED_INPUT_PER_1M=-1\n",
+            &[],
+        );
+        let err = env.run().unwrap_err();
+        let vars: Vec<&str> = err.problems.iter().map(|p| p.var.as_str()).collect();
+        for v in [
+            "LLM_BREAKER_THRESHOLD",
+            "TBANK_BREAKER_THRESHOLD",
+            "LLM_PRICE_CACHED_INPUT_PER_1M",
+        ] {
+            assert!(vars.contains(&v), "{v} missing from {vars:?}");
+        }
     }
 }

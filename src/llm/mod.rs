@@ -5,11 +5,16 @@
 //! [`PromptBuilder::render`] the transcript and [`LlmClient::analyze`] the prompt.
 
 mod client;
+mod cost;
+mod error;
 mod parse;
 mod prompt;
 mod schema;
+mod wire;
 
-pub use client::{Analyzed, CONTENT_ATTEMPTS, LlmClient, LlmError, LlmSettings};
+pub use client::{Analyzed, CONTENT_ATTEMPTS, LlmClient, LlmSettings, Probe, StructuredOutput};
+pub use cost::Prices;
+pub use error::{Cause, LlmError, likely_cause};
 pub use parse::{
     ParseError, Parsed, match_criterion, parse_analysis, parse_analysis_with_notes, percentage,
 };

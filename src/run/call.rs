@@ -1,11 +1,12 @@
-//! One admitted call's whole life, and the one place its outcome is decided: claim it,
-//! fetch its transcript, have it analysed, save it — each stage behind its own limit.
+//! One admitted call's whole life, and the one place its outcome is decided: fetch its
+//! transcript, take a slot at the LLM, claim it, have it analysed, save it — each stage
+//! behind its own limit.
 //! A stage's error either fails this call (recorded in `call_failures`, retried by a later
 //! run) or, when its severity says nothing else could work either, ends the run.
 
 use super::RunError;
 use super::day::DayRun;
-use crate::domain::{Call, Outcome, Usage};
+use crate::domain::{Call, Cost, Outcome, Usage};
 use crate::error::{Severe, Severity};
 use crate::llm::{Analyzed, LlmError};
 use crate::store::{CallRecord, Claim, Failure};
@@ -21,7 +22,7 @@ pub(super) struct Admitted {
 pub(crate) struct Spent {
     pub llm_requests: u64,
     pub usage: Usage,
-    pub cost_usd: Option<f64>,
+    pub cost: Option<Cost>,
 }
 
 impl Spent {
@@ -29,7 +30,7 @@ impl Spent {
         Spent {
             llm_requests: u64::from(a.attempts),
             usage: a.usage,
-            cost_usd: a.cost_usd,
+            cost: a.cost,
         }
     }
 }
@@ -56,7 +57,8 @@ impl Finished {
 
 impl DayRun<'_> {
     /// Transcript → a slot at the LLM → claim → analysis → save. `Ok(None)`: the day
-    /// stopped before the call reached the LLM; it is left, untouched, for a later run.
+    /// stopped before the call's transcript was asked for or before it reached the LLM;
+    /// it is left, untouched, for a later run.
     /// `Err` only for what stops the whole run.
     pub(super) async fn process_call(
         &self,
@@ -65,7 +67,11 @@ impl DayRun<'_> {
         let Admitted { call, operator_id } = admitted;
         let p = self.prepared;
         let transcript = {
-            let _permit = self.transcripts.acquire().await.expect("never closed");
+            let _permit = tokio::select! {
+                biased;
+                _ = self.halt.cancelled() => return Ok(None),
+                permit = self.transcripts.acquire() => permit.expect("never closed"),
+            };
             p.tbank.transcript(call.id).await
         };
         let transcript = match transcript {
@@ -132,7 +138,7 @@ impl DayRun<'_> {
         let mut analyzed = match p.llm.analyze(prompt, &p.schema, &p.checklist).await {
             Ok(a) => a,
             Err(e) => {
-                let spent = spent_on_failure(&e, p.llm.cost(&e.usage()));
+                let spent = spent_on_failure(&e);
                 return self.failed(call.id, "llm", e, spent).await;
             }
         };
@@ -200,7 +206,7 @@ impl DayRun<'_> {
             analysis: &analyzed.analysis,
             model: &s.llm.model,
             usage: analyzed.usage,
-            cost_usd: analyzed.cost_usd,
+            cost: analyzed.cost,
             checklist_version: &self.prepared.checklist_version,
             prompt_version: &self.prepared.prompt_version,
             run_id: self.run_id,
@@ -275,7 +281,7 @@ impl DayRun<'_> {
     }
 }
 
-fn spent_on_failure(e: &LlmError, cost_usd: Option<f64>) -> Spent {
+fn spent_on_failure(e: &LlmError) -> Spent {
     let answers = match e {
         LlmError::InvalidContent { attempts, .. } => u64::from(*attempts),
         _ => 0,
@@ -283,6 +289,6 @@ fn spent_on_failure(e: &LlmError, cost_usd: Option<f64>) -> Spent {
     Spent {
         llm_requests: answers,
         usage: e.usage(),
-        cost_usd,
+        cost: e.cost(),
     }
 }

@@ -155,7 +155,9 @@ impl Prepared {
             saves: Semaphore::new(SAVE_CONCURRENCY),
             halt: admit.clone(),
         };
+        let attempts_before = self.llm.http_attempts();
         let (listing, fatal) = run.stream(&admit, summary).await;
+        summary.llm_attempts = self.llm.http_attempts() - attempts_before;
 
         let (limit, peak) = self.llm.concurrency();
         tracing::info!(
@@ -198,6 +200,8 @@ impl Prepared {
                 items_unreadable: summary.items_unreadable,
                 deferred_by_limit: summary.deferred_by_limit,
                 llm_requests: summary.llm_requests,
+                llm_attempts: summary.llm_attempts,
+                cost_source: summary.cost_source(),
                 usage: summary.usage,
                 cost_usd: summary.cost_usd,
                 wall_seconds: summary.wall.as_secs_f64(),

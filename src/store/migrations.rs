@@ -25,7 +25,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_run_safety",
         include_str!("../../db/migrations/0004_run_safety.sql"),
     ),
-    // 5 belongs to another branch; versions need not be contiguous.
+    (
+        5,
+        "0005_gateway",
+        include_str!("../../db/migrations/0005_gateway.sql"),
+    ),
     (
         6,
         "0006_quality",

@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use tokio_postgres::types::ToSql;
 
 use super::{Store, StoreError};
-use crate::domain::{Analysis, Outcome, Usage};
+use crate::domain::{Analysis, Cost, Outcome, Usage};
 
 /// Everything saved for one analysed call.
 pub struct CallRecord<'a> {
@@ -22,7 +22,7 @@ pub struct CallRecord<'a> {
     pub analysis: &'a Analysis,
     pub model: &'a str,
     pub usage: Usage,
-    pub cost_usd: Option<f64>,
+    pub cost: Option<Cost>,
     pub checklist_version: &'a str,
     pub prompt_version: &'a str,
     pub run_id: Option<i64>,
@@ -55,8 +55,12 @@ pub struct RunFinish<'a> {
     pub items_unreadable: u64,
     pub deferred_by_limit: u64,
     pub llm_requests: u64,
+    /// Every HTTP request sent to the gateway.
+    pub llm_attempts: u64,
     pub usage: Usage,
     pub cost_usd: Option<f64>,
+    /// `gateway`, `prices` or `mixed`; `None` when nothing was costed.
+    pub cost_source: Option<&'a str>,
     pub wall_seconds: f64,
     pub unknown_operators: &'a [String],
     /// Whether the whole day was listed (false when the listing broke off or the run
@@ -68,10 +72,10 @@ const UPSERT_CALL: &str = "
 INSERT INTO calls (id, start_time, finish_time, operator_id, department_id, phone_number,
                    total_score, max_score, performance_percentage, call_direction, duration_s,
                    is_sales_call, model, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
-                   checklist_version, prompt_version, run_id, analyzed_at, review_reasons)
+                   checklist_version, prompt_version, run_id, analyzed_at, review_reasons, cost_source)
 VALUES ($1::bigint, $2::timestamp, $3::timestamp, $4::integer, $5::integer, $6::text, $7::float8, $8::float8,
         $9::integer, $10::text, $11::integer, $12::boolean, $13::text, $14::integer, $15::integer,
-        $16::integer, $17::float8, $18::text, $19::text, $20::bigint, now(), $21::text[])
+        $16::integer, $17::float8, $18::text, $19::text, $20::bigint, now(), $21::text[], $22::text)
 ON CONFLICT (id) DO UPDATE SET
     start_time = EXCLUDED.start_time, finish_time = EXCLUDED.finish_time,
     operator_id = EXCLUDED.operator_id, department_id = EXCLUDED.department_id,
@@ -82,7 +86,8 @@ ON CONFLICT (id) DO UPDATE SET
     prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
     cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd,
     checklist_version = EXCLUDED.checklist_version, prompt_version = EXCLUDED.prompt_version,
-    run_id = EXCLUDED.run_id, analyzed_at = now(), review_reasons = EXCLUDED.review_reasons";
+    run_id = EXCLUDED.run_id, analyzed_at = now(), review_reasons = EXCLUDED.review_reasons,
+    cost_source = EXCLUDED.cost_source";
 
 // Every parameter is cast to the type callq sends, so a database created by the old tool
 // with other column types (integer ids, numeric scores, timestamptz) still accepts it.
@@ -153,6 +158,8 @@ impl Store {
             i32_of(r.usage.completion_tokens),
             i32_of(r.usage.cached_tokens),
         );
+        let cost_usd = r.cost.map(|c| c.usd);
+        let cost_source = r.cost.map(|c| c.source.as_str());
         let e = &a.evaluations;
         let e_cat: Vec<&str> = e.iter().map(|x| x.category.as_str()).collect();
         let e_crit: Vec<&str> = e.iter().map(|x| x.criterion.as_str()).collect();
@@ -175,7 +182,7 @@ impl Store {
         let d_cat: Vec<&str> = d.iter().map(|x| x.product_category.as_str()).collect();
 
         type Params<'p, const N: usize> = [&'p (dyn ToSql + Sync); N];
-        let call_params: Params<21> = [
+        let call_params: Params<22> = [
             &r.id,
             &r.start_local,
             &r.finish_local,
@@ -192,11 +199,12 @@ impl Store {
             &prompt_tokens,
             &completion_tokens,
             &cached_tokens,
-            &r.cost_usd,
+            &cost_usd,
             &r.checklist_version,
             &r.prompt_version,
             &r.run_id,
             &review,
+            &cost_source,
         ];
         let id_params: Params<1> = [&r.id];
         let eval_params: Params<8> = [
@@ -331,7 +339,8 @@ impl Store {
                      no_transcript = $8, already_scored = $9, not_sales = $10, scored = $11, failed = $12,
                      deferred_by_limit = $13, llm_requests = $14, prompt_tokens = $15,
                      completion_tokens = $16, cached_tokens = $17, cost_usd = $18, wall_seconds = $19,
-                     unknown_operators = $20, listing_complete = $21, claimed_elsewhere = $22
+                     unknown_operators = $20, listing_complete = $21, claimed_elsewhere = $22,
+                     llm_attempts = $23, cost_source = $24
                  WHERE id = $1",
                 &[
                     &id,
@@ -356,6 +365,8 @@ impl Store {
                     &f.unknown_operators,
                     &f.listing_complete,
                     &count(Outcome::ClaimedElsewhere),
+                    &i32_of(f.llm_attempts),
+                    &f.cost_source,
                 ],
             )
             .await?;

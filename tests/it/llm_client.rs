@@ -1,14 +1,15 @@
 //! The LLM client end to end against the fake gateway over HTTP: structured output and
-//! its fallback, answers asked for again, retries, fatal refusals, usage and cost.
+//! its fallback, answers asked for again, retries and their hints, fatal refusals and the
+//! circuit breaker, usage, cost and the count of HTTP requests.
 
 use std::time::{Duration, Instant};
 
-use callq::domain::{Checklist, Criterion, Usage};
+use callq::domain::{Checklist, Cost, CostSource, Criterion, Usage};
 use callq::llm::{
     Analyzed, LlmClient, LlmError, LlmSettings, PromptBuilder, Template, response_schema,
 };
 use callq::retry::RetryPolicy;
-use callq_fakes::{FakeLlm, LlmConfig, expected_score};
+use callq_fakes::{FakeLlm, LlmConfig, Refusal, expected_score};
 use serde_json::Value;
 
 const TOKEN: &str = "sk-test-llm-key";
@@ -83,8 +84,10 @@ fn settings(base_url: String) -> LlmSettings {
         timeout: Duration::from_secs(10),
         retry: fast_retry(4),
         price_input_per_1m: Some(2.5),
+        price_cached_input_per_1m: None,
         price_output_per_1m: Some(10.0),
         max_concurrency: 8,
+        breaker_threshold: 5,
     }
 }
 
@@ -154,7 +157,13 @@ async fn scores_a_call_with_structured_output_and_counts_usage_and_cost() {
     assert_eq!(a.usage.prompt_tokens, tokens);
     assert!(a.usage.completion_tokens > 0);
     assert_eq!(a.usage.cached_tokens, 0, "nothing before the first prompt");
-    let cost = a.cost_usd.unwrap();
+    let cost = a.cost.unwrap();
+    assert_eq!(
+        cost.source,
+        CostSource::Prices,
+        "the fake sent no cost header"
+    );
+    let cost = cost.usd;
     let want_cost = tokens as f64 / 1e6 * 2.5 + a.usage.completion_tokens as f64 / 1e6 * 10.0;
     assert!((cost - want_cost).abs() < 1e-12, "{cost} vs {want_cost}");
 
@@ -219,6 +228,7 @@ async fn three_unusable_answers_fail_the_call_but_not_the_run() {
         attempts,
         ref last_error,
         usage,
+        ..
     } = e
     else {
         panic!("expected InvalidContent, got {e:?}");
@@ -392,4 +402,212 @@ async fn timeouts_and_refused_connections_are_unavailable() {
         "{e:?}"
     );
     assert_eq!(e.usage(), Usage::default());
+}
+
+/// `n` calls at once, as the run's analysis stage asks them.
+async fn analyze_together(
+    s: &Setup,
+    client: &LlmClient,
+    says: impl Fn(usize) -> String,
+    n: usize,
+) -> Vec<Result<Analyzed, LlmError>> {
+    let calls = (0..n).map(|i| {
+        let client = client.clone();
+        let says = says(i);
+        async move { s.analyze(&client, &says).await }
+    });
+    futures::future::join_all(calls).await
+}
+
+#[tokio::test]
+async fn alike_refusals_of_every_request_trip_the_breaker() {
+    let fake = FakeLlm::start(fake_config()).await;
+    fake.set_refusal(Some(Refusal::no_db()));
+    let client = client_for(&fake);
+    let s = setup();
+
+    let results = analyze_together(&s, &client, |i| format!("звонок {i}"), 8).await;
+    for r in &results {
+        let e = r.as_ref().unwrap_err();
+        assert!(
+            matches!(e, LlmError::Refusing { status: 400, message, count: 5 } if message == "No connected db."),
+            "{e:?}"
+        );
+        assert!(e.is_fatal());
+        assert!(e.fix().contains("TOKEN_LLM"), "{}", e.fix());
+    }
+    assert_eq!(fake.requests(), 8, "one request per call, none retried");
+    assert_eq!(client.http_attempts(), 8);
+}
+
+#[tokio::test]
+async fn a_context_too_long_refusal_fails_that_call_only() {
+    let fake = FakeLlm::start(fake_config()).await;
+    let client = client_for(&fake);
+    let s = setup();
+
+    let results = analyze_together(
+        &s,
+        &client,
+        |i| {
+            if i == 2 {
+                "Очень длинный звонок [too-long]".to_string()
+            } else {
+                format!("звонок {i}")
+            }
+        },
+        6,
+    )
+    .await;
+    for (i, r) in results.iter().enumerate() {
+        if i == 2 {
+            let e = r.as_ref().unwrap_err();
+            assert!(
+                matches!(e, LlmError::Rejected { status: 400, message } if message.contains("maximum context length")),
+                "{e:?}"
+            );
+            assert!(!e.is_fatal());
+        } else {
+            assert!(r.is_ok(), "call {i}: {r:?}");
+        }
+    }
+    // Alike refusals with an answer in between never trip the breaker, however many.
+    let client = LlmClient::new(LlmSettings {
+        breaker_threshold: 2,
+        ..settings(fake.base_url())
+    })
+    .unwrap();
+    for _ in 0..2 {
+        let e = s.analyze(&client, "[too-long] снова").await.unwrap_err();
+        assert!(matches!(e, LlmError::Rejected { .. }), "{e:?}");
+        s.analyze(&client, "обычный звонок").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn queued_requests_switch_to_prompt_only_at_once() {
+    let fake = FakeLlm::start(LlmConfig {
+        reject_response_format: true,
+        ..fake_config()
+    })
+    .await;
+    callq::tls::install_crypto_provider();
+    // One request in flight at a time: the other three queue behind the first.
+    let client = LlmClient::new(LlmSettings {
+        max_concurrency: 1,
+        ..settings(fake.base_url())
+    })
+    .unwrap();
+    let s = setup();
+
+    for r in analyze_together(&s, &client, |i| format!("звонок {i}"), 4).await {
+        assert_eq!(r.unwrap().attempts, 1);
+    }
+    assert_eq!(
+        fake.requests_with_response_format(),
+        1,
+        "only the request that found out carried the schema"
+    );
+    assert_eq!(fake.requests(), 5);
+    assert_eq!(client.http_attempts(), 5);
+}
+
+#[tokio::test]
+async fn the_gateways_cost_wins_and_cached_tokens_have_their_price() {
+    let fake = FakeLlm::start(LlmConfig {
+        response_cost_per_1m: Some((3.0, 12.0)),
+        ..fake_config()
+    })
+    .await;
+    let client = client_for(&fake);
+    let s = setup();
+    let a = s.analyze(&client, "Первый").await.unwrap();
+    let want = (a.usage.prompt_tokens as f64 * 3.0 + a.usage.completion_tokens as f64 * 12.0) / 1e6;
+    let cost = a.cost.unwrap();
+    assert_eq!(cost.source, CostSource::Gateway);
+    assert!((cost.usd - want).abs() < 1e-12, "{cost:?} vs {want}");
+
+    // Without the header: the prices, cached prompt tokens at their own.
+    let fake = FakeLlm::start(fake_config()).await;
+    let client = LlmClient::new(LlmSettings {
+        price_cached_input_per_1m: Some(0.25),
+        ..settings(fake.base_url())
+    })
+    .unwrap();
+    s.analyze(&client, "Первый").await.unwrap();
+    let b = s.analyze(&client, "Второй").await.unwrap();
+    let u = b.usage;
+    assert!(u.cached_tokens > 0);
+    let want = ((u.prompt_tokens - u.cached_tokens) as f64 * 2.5
+        + u.cached_tokens as f64 * 0.25
+        + u.completion_tokens as f64 * 10.0)
+        / 1e6;
+    let Some(Cost { usd, source }) = b.cost else {
+        panic!("no cost")
+    };
+    assert_eq!(source, CostSource::Prices);
+    assert!((usd - want).abs() < 1e-12, "{usd} vs {want}");
+}
+
+#[tokio::test]
+async fn every_http_attempt_is_counted_and_carries_the_timeout() {
+    let fake = FakeLlm::start(LlmConfig {
+        record_requests: true,
+        ..fake_config()
+    })
+    .await;
+    let client = client_for(&fake);
+    let s = setup();
+    fake.fail_next(2, 500);
+    let a = s.analyze(&client, "Алло").await.unwrap();
+    assert_eq!(a.attempts, 1, "one answer");
+    assert_eq!(client.http_attempts(), 3, "in three HTTP requests");
+    assert_eq!(fake.requests(), 3);
+    for body in fake.request_bodies() {
+        assert_eq!(body["timeout"], 10.0, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn retry_hints_in_other_headers_are_honoured() {
+    for headers in [
+        vec![("retry-after-ms", "20")],
+        vec![("llm_provider-retry-after", "0.02")],
+        vec![("x-ratelimit-reset-requests", "20ms")],
+    ] {
+        let fake = FakeLlm::start(LlmConfig {
+            max_concurrency: Some(1),
+            latency: Duration::from_millis(30),
+            retry_headers: Some(
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..fake_config()
+        })
+        .await;
+        callq::tls::install_crypto_provider();
+        // Without the hint every retry would wait 5 s.
+        let client = LlmClient::new(LlmSettings {
+            retry: RetryPolicy {
+                max_attempts: 30,
+                min_delay: Duration::from_secs(5),
+                max_delay: Duration::from_secs(5),
+            },
+            ..settings(fake.base_url())
+        })
+        .unwrap();
+        let s = setup();
+        let started = Instant::now();
+        for r in analyze_together(&s, &client, |i| format!("звонок {i}"), 3).await {
+            r.unwrap();
+        }
+        assert!(fake.served_429() > 0, "{headers:?}: no 429 provoked");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{headers:?}: the hint was not honoured ({:?})",
+            started.elapsed()
+        );
+    }
 }

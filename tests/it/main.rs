@@ -11,6 +11,8 @@ mod compare;
 mod edges;
 mod env_example;
 mod faults;
+mod gateway;
+mod litellm;
 mod llm_client;
 mod old_database;
 mod operators;

@@ -27,6 +27,8 @@ pub mod markers {
     pub const NO_EVIDENCE: &str = "[no-evidence]";
     /// Score every criterion 0 (quotes empty: nothing to quote for what is absent).
     pub const SCORE_ZERO: &str = "[score-zero]";
+    /// Refused with 400, the prompt being beyond the context window.
+    pub const TOO_LONG: &str = "[too-long]";
 }
 
 /// The quote `[evidence:invented]` puts first.

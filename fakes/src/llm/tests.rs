@@ -222,3 +222,81 @@ async fn error_rate_serves_500s_and_latency_can_change() {
     assert!(started.elapsed() >= Duration::from_millis(50));
     assert_eq!((llm.served_500(), llm.completions()), (1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_bursts_too_long_prompts_and_cost_headers() {
+    let llm = FakeLlm::start(LlmConfig {
+        response_cost_per_1m: Some((1.0, 2.0)),
+        record_requests: true,
+        ..LlmConfig::default()
+    })
+    .await;
+    let ok = request("gpt-test", &prompt("operator: Добрый день"), true);
+
+    llm.set_refusal(Some(Refusal::no_db()));
+    let resp = send(&llm, "sk-whatever", &ok).await;
+    assert_eq!(resp.status(), Status::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["message"], json!("No connected db."));
+    assert_eq!(body["error"]["type"], json!("no_db_connection"));
+    llm.set_refusal(None);
+
+    llm.fail_next(2, 429);
+    for _ in 0..2 {
+        let resp = send(&llm, "sk-test", &ok).await;
+        assert_eq!(resp.status(), Status::TOO_MANY_REQUESTS);
+        assert!(resp.headers().get("retry-after").is_none(), "no hint");
+    }
+    let resp = send(&llm, "sk-test", &ok).await;
+    assert_eq!(resp.status(), Status::OK);
+    let cost: f64 = resp.headers()["x-litellm-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    let want = (body["usage"]["prompt_tokens"].as_f64().unwrap()
+        + 2.0 * body["usage"]["completion_tokens"].as_f64().unwrap())
+        / 1e6;
+    assert!((cost - want).abs() < 1e-12, "{cost} vs {want}");
+
+    let long = request("gpt-test", &prompt("client: [too-long]"), true);
+    let resp = send(&llm, "sk-test", &long).await;
+    assert_eq!(resp.status(), Status::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum context length")
+    );
+    assert_eq!(llm.request_bodies().len(), 5);
+    assert_eq!(llm.request_bodies()[4], long);
+    assert_eq!(llm.served_429(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limit_429s_can_carry_other_retry_headers() {
+    let llm = Arc::new(
+        FakeLlm::start(LlmConfig {
+            latency: Duration::from_millis(300),
+            max_concurrency: Some(1),
+            retry_headers: Some(vec![("retry-after-ms".into(), "20".into())]),
+            ..LlmConfig::default()
+        })
+        .await,
+    );
+    let body = request("gpt-test", &prompt("operator: Добрый день"), true);
+    let first = {
+        let (llm, body) = (Arc::clone(&llm), body.clone());
+        tokio::spawn(async move { send(&llm, "sk-test", &body).await.status() })
+    };
+    while llm.in_flight_max() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let resp = send(&llm, "sk-test", &body).await;
+    assert_eq!(resp.status(), Status::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after-ms"], "20");
+    assert!(resp.headers().get("retry-after").is_none());
+    assert_eq!(first.await.unwrap(), Status::OK);
+}
