@@ -17,6 +17,7 @@ pub mod logging;
 pub mod metrics;
 pub mod operators;
 pub mod operators_import;
+pub mod pii;
 pub mod pipeline;
 pub mod retry;
 pub mod store;
