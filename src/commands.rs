@@ -3,6 +3,7 @@
 
 pub mod completions;
 pub mod operators;
+pub mod purge;
 
 use chrono::NaiveDate;
 
@@ -24,6 +25,7 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         Command::Operators(OperatorsCommand::Unknown(args)) => {
             operators::unknown(&args, &env).await
         }
+        Command::Purge(args) => purge::purge(&args, &env).await,
         Command::Completions(args) => completions::completions(args.shell),
     }
 }

@@ -1,8 +1,9 @@
 //! PostgreSQL: the pool, embedded migrations, the per-(department, day) run lock, and the
-//! reads the run needs. Saving calls and runs lives in `save`.
+//! reads the run needs. Saving calls and runs lives in `save`, retention in `purge`.
 
 mod migrations;
 mod operators;
+mod purge;
 mod save;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::config::DbSettings;
 
 pub use migrations::MIGRATIONS;
 pub use operators::{ImportCounts, UnknownOperator};
+pub use purge::{PURGE_BATCH, PurgeCounts, PurgeScope};
 pub use save::{CallRecord, Failure, RunFinish, RunStart};
 
 #[derive(Debug, thiserror::Error)]
