@@ -26,10 +26,12 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
         callq operators import operators.csv --env-file .env.department1   fill the operator directory\n  \
         callq operators unknown --env-file .env.department1   names T-Bank uses that the directory lacks\n  \
         callq calibrate import qa.csv --env-file .env.department1   import human QA scores\n  \
-        callq calibrate report --env-file .env.department1    how well the model agrees with QA\n\n\
+        callq calibrate report --env-file .env.department1    how well the model agrees with QA\n  \
+        callq purge --older-than 90 --env-file .env.department1   drop transcripts and phone numbers of old calls\n\n\
         Exit codes: 0 all calls reached a final outcome; 1 some calls failed (recorded, retried next run);\n\
-        2 bad configuration or input (nothing spent); 3 could not run (lock held, login refused,\n\
-        database unreachable, LLM key rejected)."
+        2 bad configuration or input (nothing spent); 3 could not run or had to stop (lock held or lost,\n\
+        login refused, database unreachable or not answering, LLM key rejected); 130/143 stopped by\n\
+        SIGINT/SIGTERM after the calls in flight finished."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -76,6 +78,18 @@ pub enum Command {
         Nothing in calls or its child tables changes. A broken template or checklist is reported\n\
         before the first request (exit 2). Calls whose transcript is not stored are counted and skipped.")]
     Compare(CompareArgs),
+    /// Remove the transcripts and phone numbers of calls older than N days, keeping their
+    /// scores, reasons, recommendations and agreements. Needs only DATA_BASE.
+    #[command(after_help = "Examples:\n  \
+        callq purge --older-than 90 --dry-run --env-file .env.department1   count, remove nothing\n  \
+        callq purge --older-than 90 --env-file .env.department1\n  \
+        callq purge --env-file .env.department1              older than RETENTION_DAYS\n  \
+        callq purge --older-than 365 --all-departments --env-file .env.department1\n\n\
+        A call's day is its start date in CALLS_TIMEZONE; \"older than 90 days\" is every day before\n\
+        today minus 90. With DEPARTAMENT_ID set only that department's calls are purged, unless\n\
+        --all-departments is given. Works in batches of 5,000 calls, each its own short\n\
+        transaction; running it again removes nothing more.")]
+    Purge(PurgeArgs),
     /// Print shell completions for bash, zsh, fish, elvish or PowerShell to stdout.
     #[command(after_help = "Examples:\n  \
         callq completions bash > /etc/bash_completion.d/callq\n  \
@@ -93,6 +107,7 @@ impl Command {
             Command::Operators(o) => Some(o.env_args()),
             Command::Calibrate(c) => Some(c.env_args()),
             Command::Compare(a) => Some(&a.env),
+            Command::Purge(a) => Some(&a.env),
             Command::Completions(_) => None,
         }
     }
@@ -295,6 +310,21 @@ pub struct CompareArgs {
     /// Print the comparison as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PurgeArgs {
+    /// Purge calls whose day is more than DAYS days before today [default: RETENTION_DAYS].
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub older_than: Option<u32>,
+    /// Count what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Purge every department's calls, even with DEPARTAMENT_ID set.
+    #[arg(long)]
+    pub all_departments: bool,
     #[command(flatten)]
     pub env: EnvArgs,
 }

@@ -20,6 +20,7 @@ pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod operators;
+pub mod pii;
 pub mod progress;
 pub mod redact;
 pub mod retry;

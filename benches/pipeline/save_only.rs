@@ -177,7 +177,7 @@ pub async fn run(calls: usize) -> SaveRow {
                     phone: Some(phone),
                     operator_id: i64::from(OPERATOR),
                     department_id: DEPARTMENT,
-                    transcript,
+                    transcript: Some(transcript),
                     analysis,
                     model: "gpt-test",
                     usage: Usage {

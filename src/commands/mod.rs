@@ -8,6 +8,7 @@ pub mod completions;
 pub mod criteria;
 pub mod migrate;
 pub mod operators;
+pub mod purge;
 pub mod run;
 
 use crate::cli::{CalibrateCommand, Command, EnvArgs, OperatorsCommand};
@@ -27,6 +28,7 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         Command::Calibrate(CalibrateCommand::Import(args)) => calibrate::import(&args, &env).await,
         Command::Calibrate(CalibrateCommand::Report(args)) => calibrate::report(&args, &env).await,
         Command::Compare(args) => compare::compare(&args, env).await,
+        Command::Purge(args) => purge::purge(&args, &env).await,
         Command::Completions(args) => completions::completions(args.shell),
     }
 }

@@ -4,6 +4,7 @@
 
 mod envfile;
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use chrono_tz::Tz;
 
 use crate::checklist::{SheetsSource, Source};
 use crate::llm::{LlmSettings, PromptLayout};
+use crate::pii;
 use crate::retry::RetryPolicy;
 use crate::tbank::TbankSettings;
 
@@ -64,6 +66,11 @@ pub const KNOWN_VARS: &[&str] = &[
     "DB_TIMEOUT_S",
     "SHUTDOWN_GRACE_S",
     "REVIEW_BELOW_PERCENT",
+    "PII_MASKING",
+    "TRANSCRIPT_STORE",
+    "PHONE_STORE",
+    "PHONE_HASH_KEY",
+    "RETENTION_DAYS",
 ];
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.
@@ -376,6 +383,7 @@ impl Env {
         };
         let shutdown_grace = Duration::from_secs(c.parsed("SHUTDOWN_GRACE_S", 30u64));
         let warnings = std::mem::take(&mut c.warnings);
+        let privacy = c.privacy();
         c.finish()?;
         Ok(RunSettings {
             warnings,
@@ -392,9 +400,161 @@ impl Env {
             metrics,
             shutdown_grace,
             review_below_percent,
+            privacy,
+        })
+    }
+
+    /// What `callq purge` needs: the database; the department (a filter), the time zone of
+    /// "today" and RETENTION_DAYS (the default age) are optional.
+    pub fn purge(&self) -> Result<PurgeSettings, ConfigError> {
+        let mut c = self.checker();
+        let db = c.database();
+        let department_id =
+            if c.optional("DEPARTAMENT_ID").is_some() || c.optional("DEPARTMENT_ID").is_some() {
+                c.department()
+            } else {
+                None
+            };
+        let timezone: Tz = c.parsed("CALLS_TIMEZONE", "Europe/Moscow".parse().expect("valid tz"));
+        let retention_days = c.retention_days();
+        c.finish()?;
+        Ok(PurgeSettings {
+            db: db.expect("checked"),
+            department_id,
+            timezone,
+            retention_days,
         })
     }
 }
+
+/// What `callq purge` reads.
+#[derive(Debug, Clone)]
+pub struct PurgeSettings {
+    pub db: DbSettings,
+    /// Only this department's calls, when DEPARTAMENT_ID is set.
+    pub department_id: Option<i32>,
+    /// The time zone of "today" and of the calls' start times (CALLS_TIMEZONE).
+    pub timezone: Tz,
+    /// RETENTION_DAYS: the age `--older-than` defaults to.
+    pub retention_days: Option<u32>,
+}
+
+/// What becomes of the personal data in calls: PII_MASKING, TRANSCRIPT_STORE, PHONE_STORE
+/// (with PHONE_HASH_KEY) and RETENTION_DAYS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivacySettings {
+    /// PII_MASKING: transcripts are masked ([`pii::mask`]) before they are sent to the model.
+    pub pii_masking: bool,
+    /// TRANSCRIPT_STORE: what `call_transcripts` receives.
+    pub transcript_store: TranscriptStore,
+    /// PHONE_STORE: what `calls.phone_number` receives.
+    pub phone_store: PhoneStore,
+    /// RETENTION_DAYS: transcripts and phone numbers of calls older than this many days are
+    /// removed by `callq purge`; `None` keeps them.
+    pub retention_days: Option<u32>,
+}
+
+impl Default for PrivacySettings {
+    fn default() -> Self {
+        PrivacySettings {
+            pii_masking: true,
+            transcript_store: TranscriptStore::Masked,
+            phone_store: PhoneStore::Plain,
+            retention_days: None,
+        }
+    }
+}
+
+impl PrivacySettings {
+    /// The transcript as the model gets it and as it is stored (`None`: not stored),
+    /// masking it at most once.
+    pub fn apply<'a>(&self, transcript: &'a str) -> (Cow<'a, str>, Option<Cow<'a, str>>) {
+        let masked = (self.pii_masking || self.transcript_store == TranscriptStore::Masked)
+            .then(|| pii::mask(transcript));
+        let for_llm = match (&masked, self.pii_masking) {
+            (Some(m), true) => m.clone(),
+            _ => Cow::Borrowed(transcript),
+        };
+        let stored = match self.transcript_store {
+            TranscriptStore::Masked => masked,
+            TranscriptStore::Raw => Some(Cow::Borrowed(transcript)),
+            TranscriptStore::None => None,
+        };
+        (for_llm, stored)
+    }
+
+    /// The transcript as the model gets it.
+    pub fn for_llm<'a>(&self, transcript: &'a str) -> Cow<'a, str> {
+        if self.pii_masking {
+            pii::mask(transcript)
+        } else {
+            Cow::Borrowed(transcript)
+        }
+    }
+
+    /// The transcript as it is stored, or `None` when none is stored.
+    pub fn transcript_to_store<'a>(&self, transcript: &'a str) -> Option<Cow<'a, str>> {
+        match self.transcript_store {
+            TranscriptStore::Masked => Some(pii::mask(transcript)),
+            TranscriptStore::Raw => Some(Cow::Borrowed(transcript)),
+            TranscriptStore::None => None,
+        }
+    }
+
+    /// The phone number as it is stored, or `None` when none is stored.
+    pub fn phone_to_store(&self, phone: &str) -> Option<String> {
+        match &self.phone_store {
+            PhoneStore::Plain => Some(phone.to_string()),
+            PhoneStore::Hash(key) => Some(pii::hash_phone(key.as_bytes(), phone)),
+            PhoneStore::None => None,
+        }
+    }
+}
+
+/// TRANSCRIPT_STORE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranscriptStore {
+    /// With personal data replaced by placeholders (the default).
+    Masked,
+    /// As T-Bank returned it.
+    Raw,
+    /// Not stored at all.
+    None,
+}
+
+/// PHONE_STORE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhoneStore {
+    /// As T-Bank lists it (the default, as the old tool stored it).
+    Plain,
+    /// HMAC-SHA256 under PHONE_HASH_KEY, hex: the same caller, the same value.
+    Hash(PhoneHashKey),
+    /// Not stored.
+    None,
+}
+
+/// PHONE_HASH_KEY: a secret, never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PhoneHashKey(Vec<u8>);
+
+impl PhoneHashKey {
+    pub fn new(key: impl Into<Vec<u8>>) -> PhoneHashKey {
+        PhoneHashKey(key.into())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PhoneHashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PhoneHashKey(***)")
+    }
+}
+
+/// Shorter keys make the hashes of the few billion possible phone numbers guessable.
+const MIN_PHONE_HASH_KEY_LEN: usize = 16;
 
 /// What `callq operators unknown` reads.
 #[derive(Debug, Clone)]
@@ -463,6 +623,7 @@ pub struct RunSettings {
     pub shutdown_grace: Duration,
     /// Scored calls below this percentage go to the review queue (REVIEW_BELOW_PERCENT).
     pub review_below_percent: u8,
+    pub privacy: PrivacySettings,
 }
 
 struct Checker<'a> {
@@ -809,6 +970,110 @@ impl Checker<'_> {
         Some(base)
     }
 
+    /// One of a few words (case does not matter); anything else is reported with the
+    /// words allowed.
+    fn choice<T: Clone>(&mut self, var: &str, options: &[(&str, T)], default: T) -> T {
+        let Some(raw) = self.optional(var) else {
+            return default;
+        };
+        let lower = raw.to_lowercase();
+        if let Some((_, value)) = options.iter().find(|(name, _)| *name == lower) {
+            return value.clone();
+        }
+        let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+        self.problem(var, format!("{raw:?} is not one of: {}", allowed(&names)));
+        default
+    }
+
+    fn retention_days(&mut self) -> Option<u32> {
+        let raw = self.optional("RETENTION_DAYS")?;
+        match raw.parse::<u32>() {
+            Ok(days) if days >= 1 => Some(days),
+            _ => {
+                self.problem(
+                    "RETENTION_DAYS",
+                    format!(
+                        "{raw:?} is not a number of days: expected a whole number of at least 1 \
+                         (leave it unset to keep transcripts and phone numbers)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn privacy(&mut self) -> PrivacySettings {
+        let d = PrivacySettings::default();
+        // on/off, and the true/false the old tool's variables use.
+        let pii_masking = self.choice(
+            "PII_MASKING",
+            &[
+                ("on", true),
+                ("off", false),
+                ("true", true),
+                ("false", false),
+            ],
+            d.pii_masking,
+        );
+        let transcript_store = self.choice(
+            "TRANSCRIPT_STORE",
+            &[
+                ("masked", TranscriptStore::Masked),
+                ("raw", TranscriptStore::Raw),
+                ("none", TranscriptStore::None),
+            ],
+            d.transcript_store,
+        );
+        #[derive(Clone)]
+        enum Phone {
+            Plain,
+            Hash,
+            None,
+        }
+        let phone = self.choice(
+            "PHONE_STORE",
+            &[
+                ("plain", Phone::Plain),
+                ("hash", Phone::Hash),
+                ("none", Phone::None),
+            ],
+            Phone::Plain,
+        );
+        let phone_store = match phone {
+            Phone::Plain => PhoneStore::Plain,
+            Phone::None => PhoneStore::None,
+            // The key's value never goes into a message.
+            Phone::Hash => match self.optional("PHONE_HASH_KEY") {
+                None => {
+                    self.problem(
+                        "PHONE_HASH_KEY",
+                        "is not set; PHONE_STORE=hash needs it (a secret of at least 16 \
+                         characters, e.g. from `openssl rand -hex 32`)",
+                    );
+                    PhoneStore::Plain
+                }
+                Some(key) if key.chars().count() < MIN_PHONE_HASH_KEY_LEN => {
+                    self.problem(
+                        "PHONE_HASH_KEY",
+                        format!(
+                            "is {} characters long; use at least {MIN_PHONE_HASH_KEY_LEN} \
+                             (e.g. from `openssl rand -hex 32`)",
+                            key.chars().count()
+                        ),
+                    );
+                    PhoneStore::Plain
+                }
+                Some(key) => PhoneStore::Hash(PhoneHashKey::new(key)),
+            },
+        };
+        PrivacySettings {
+            pii_masking,
+            transcript_store,
+            phone_store,
+            retention_days: self.retention_days(),
+        }
+    }
+
     fn finish(self) -> Result<(), ConfigError> {
         if self.problems.is_empty() {
             Ok(())
@@ -824,6 +1089,15 @@ impl Checker<'_> {
 fn private_key_of(json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v.get("private_key")?.as_str().map(str::to_string)
+}
+
+/// "a, b or c".
+fn allowed(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
 }
 
 /// Accepts the old tool's SQLAlchemy URLs (`postgresql+psycopg2://…`) as well as plain
@@ -1110,5 +1384,147 @@ mod tests {
         ] {
             assert!(vars.contains(&v), "{v} missing from {vars:?}");
         }
+    }
+
+    #[test]
+    fn privacy_defaults_mask_and_keep_phones() {
+        let (_f, env) = env_from("", &[]);
+        let mut c = env.checker();
+        assert_eq!(c.privacy(), PrivacySettings::default());
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let d = PrivacySettings::default();
+        assert!(d.pii_masking);
+        assert_eq!(d.transcript_store, TranscriptStore::Masked);
+        assert_eq!(d.phone_store, PhoneStore::Plain);
+        assert_eq!(d.retention_days, None);
+        assert_eq!(d.for_llm("тел. 89161234567"), "тел. [ТЕЛЕФОН]");
+        assert_eq!(
+            d.transcript_to_store("тел. 89161234567").as_deref(),
+            Some("тел. [ТЕЛЕФОН]")
+        );
+        assert_eq!(
+            d.phone_to_store("79161234567").as_deref(),
+            Some("79161234567")
+        );
+    }
+
+    #[test]
+    fn privacy_values_are_read_case_insensitively() {
+        let (_f, env) = env_from(
+            "PII_MASKING=Off\nTRANSCRIPT_STORE=none\nPHONE_STORE=HASH\nPHONE_HASH_KEY='0123456789abcdef0123'\nRETENTION_DAYS=90\n",
+            &[],
+        );
+        let mut c = env.checker();
+        let p = c.privacy();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert!(!p.pii_masking);
+        assert_eq!(p.for_llm("тел. 89161234567"), "тел. 89161234567");
+        assert_eq!(p.transcript_to_store("тел. 89161234567"), None);
+        assert_eq!(p.retention_days, Some(90));
+        assert_eq!(
+            p.phone_to_store("+7 916 123-45-67"),
+            Some(pii::hash_phone(b"0123456789abcdef0123", "89161234567"))
+        );
+        // The key never shows in a debug print of the settings.
+        assert!(!format!("{p:?}").contains("0123456789abcdef"), "{p:?}");
+        let (_f, env) = env_from("TRANSCRIPT_STORE=raw\nPHONE_STORE=none\n", &[]);
+        let p = env.checker().privacy();
+        assert_eq!(
+            p.transcript_to_store("89161234567").as_deref(),
+            Some("89161234567")
+        );
+        assert_eq!(p.phone_to_store("89161234567"), None);
+    }
+
+    #[test]
+    fn bad_privacy_values_are_all_reported_with_what_is_allowed() {
+        let (f, env) = env_from(
+            "PII_MASKING=maybe\nTRANSCRIPT_STORE=encrypted\nPHONE_STORE=hash\nRETENTION_DAYS=0\n",
+            &[],
+        );
+        let mut c = env.checker();
+        c.privacy();
+        let text = ConfigError {
+            problems: c.problems,
+        }
+        .to_string();
+        for expected in [
+            "PII_MASKING: \"maybe\" is not one of: on, off, true or false",
+            "TRANSCRIPT_STORE: \"encrypted\" is not one of: masked, raw or none",
+            "PHONE_HASH_KEY: is not set; PHONE_STORE=hash needs it",
+            "RETENTION_DAYS: \"0\" is not a number of days",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+        assert!(text.contains(&f.path().display().to_string()), "{text}");
+
+        let (_f, env) = env_from(
+            "PHONE_STORE=hashed\nPHONE_HASH_KEY=short-secret\nRETENTION_DAYS=90d\n",
+            &[],
+        );
+        let mut c = env.checker();
+        c.privacy();
+        let text = ConfigError {
+            problems: c.problems,
+        }
+        .to_string();
+        assert!(
+            text.contains("PHONE_STORE: \"hashed\" is not one of: plain, hash or none"),
+            "{text}"
+        );
+        assert!(text.contains("RETENTION_DAYS: \"90d\""), "{text}");
+        // Not PHONE_STORE=hash: the key is not looked at.
+        assert!(!text.contains("PHONE_HASH_KEY"), "{text}");
+
+        let (_f, env) = env_from("PHONE_STORE=hash\nPHONE_HASH_KEY=short-secret\n", &[]);
+        let mut c = env.checker();
+        c.privacy();
+        let text = ConfigError {
+            problems: c.problems,
+        }
+        .to_string();
+        assert!(
+            text.contains("PHONE_HASH_KEY: is 12 characters long"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("short-secret"),
+            "the key is never shown: {text}"
+        );
+    }
+
+    #[test]
+    fn the_run_reads_privacy_and_purge_needs_only_the_database() {
+        let (_f, env) = env_from("RETENTION_DAYS=abc\n", &[]);
+        let vars: Vec<String> = env
+            .run()
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| p.var)
+            .collect();
+        assert!(vars.contains(&"RETENTION_DAYS".to_string()), "{vars:?}");
+
+        let (_f, env) = env_from(
+            "DATA_BASE=postgresql://u@db/calls\nRETENTION_DAYS=30\n",
+            &[],
+        );
+        let p = env.purge().unwrap();
+        assert_eq!((p.department_id, p.retention_days), (None, Some(30)));
+        let (_f, env) = env_from(
+            "DATA_BASE=postgresql://u@db/calls\nDEPARTAMENT_ID=2\nPHONE_STORE=bogus\n",
+            &[],
+        );
+        // purge does not read PHONE_STORE, so its bad value does not stop it.
+        assert_eq!(env.purge().unwrap().department_id, Some(2));
+        let (_f, env) = env_from("RETENTION_DAYS=-5\n", &[]);
+        let vars: Vec<String> = env
+            .purge()
+            .unwrap_err()
+            .problems
+            .into_iter()
+            .map(|p| p.var)
+            .collect();
+        assert_eq!(vars, ["DATA_BASE", "RETENTION_DAYS"]);
     }
 }

@@ -84,7 +84,10 @@ impl DayRun<'_> {
                     .map(Some);
             }
         };
-        let text = transcript.to_text();
+        let raw = transcript.to_text();
+        // Personal data is masked once, before the prompt is built; the listing's phone
+        // number never goes into a prompt.
+        let (text, stored) = p.settings.privacy.apply(&raw);
         let prompt = p.prompt.render(&text);
 
         let slot = tokio::select! {
@@ -115,7 +118,7 @@ impl DayRun<'_> {
             }
         }
         let finished = self
-            .analyze_and_save(&call, operator_id, &prompt, &text, slot)
+            .analyze_and_save(&call, operator_id, &prompt, &text, stored.as_deref(), slot)
             .await;
         if let Some(run_id) = self.run_id
             && let Err(e) = p.store.release_call(call.id, run_id).await
@@ -132,6 +135,7 @@ impl DayRun<'_> {
         operator_id: i64,
         prompt: &str,
         text: &str,
+        stored: Option<&str>,
         slot: tokio::sync::SemaphorePermit<'_>,
     ) -> Result<Finished, RunError> {
         let p = self.prepared;
@@ -167,10 +171,14 @@ impl DayRun<'_> {
                 analyzed.analysis.performance_percentage
             );
         } else {
+            let phone = call
+                .phone
+                .as_deref()
+                .and_then(|n| p.settings.privacy.phone_to_store(n));
             let _permit = self.saves.acquire().await.expect("never closed");
             if let Err(e) = p
                 .store
-                .save_call(&self.record(call, operator_id, text, &analyzed))
+                .save_call(&self.record(call, operator_id, stored, &phone, &analyzed))
                 .await
             {
                 return self.failed(call.id, "save", e, spent).await;
@@ -188,7 +196,8 @@ impl DayRun<'_> {
         &'r self,
         call: &'r Call,
         operator_id: i64,
-        transcript: &'r str,
+        transcript: Option<&'r str>,
+        phone: &'r Option<String>,
         analyzed: &'r Analyzed,
     ) -> CallRecord<'r> {
         let s = &self.prepared.settings;
@@ -199,7 +208,7 @@ impl DayRun<'_> {
             finish_local: call.finish.map(|f| f.with_timezone(&tz).naive_local()),
             duration_s: call.duration_s,
             direction: call.direction.as_deref(),
-            phone: call.phone.as_deref(),
+            phone: phone.as_deref(),
             operator_id,
             department_id: s.department_id,
             transcript,

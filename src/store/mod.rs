@@ -1,9 +1,10 @@
 //! PostgreSQL: the pool, embedded migrations, the per-(department, day) run lock, and the
-//! reads the run needs. Saving calls and runs lives in `save`.
+//! reads the run needs. Saving calls and runs lives in `save`, retention in `purge`.
 
 mod claims;
 mod lock;
 mod migrations;
+mod purge;
 mod runs;
 mod save;
 
@@ -21,6 +22,7 @@ use crate::config::DbSettings;
 pub use claims::Claim;
 pub use lock::DayLock;
 pub use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
+pub use purge::{PURGE_BATCH, PurgeCounts, PurgeScope};
 pub use runs::Revisit;
 pub use save::{CallRecord, Failure, RunFinish, RunStart};
 

@@ -15,10 +15,12 @@ pub struct CallRecord<'a> {
     pub finish_local: Option<NaiveDateTime>,
     pub duration_s: i64,
     pub direction: Option<&'a str>,
+    /// As PHONE_STORE says: the number, its keyed hash, or nothing.
     pub phone: Option<&'a str>,
     pub operator_id: i64,
     pub department_id: i32,
-    pub transcript: &'a str,
+    /// `None` with TRANSCRIPT_STORE=none.
+    pub transcript: Option<&'a str>,
     pub analysis: &'a Analysis,
     pub model: &'a str,
     pub usage: Usage,
@@ -113,8 +115,11 @@ WITH e AS (DELETE FROM call_evaluations WHERE call_id = $1::bigint),
      a AS (DELETE FROM agreements WHERE call_id = $1::bigint),
      f AS (DELETE FROM call_failures WHERE call_id = $1::bigint)
 DELETE FROM call_decline_reasons WHERE call_id = $1::bigint";
+// With TRANSCRIPT_STORE=none ($2 NULL) a transcript stored earlier is removed instead.
 const UPSERT_TRANSCRIPT: &str = "
-INSERT INTO call_transcripts (call_id, transcript) VALUES ($1::bigint, $2::text)
+WITH gone AS (DELETE FROM call_transcripts WHERE call_id = $1::bigint AND $2::text IS NULL)
+INSERT INTO call_transcripts (call_id, transcript)
+SELECT $1::bigint, $2::text WHERE $2::text IS NOT NULL
 ON CONFLICT (call_id) DO UPDATE SET transcript = EXCLUDED.transcript";
 
 fn i32_of(n: u64) -> i32 {
