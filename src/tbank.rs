@@ -132,6 +132,9 @@ pub struct Group {
 pub struct Page {
     pub calls: Vec<Call>,
     pub broken: usize,
+    /// The unreadable items, with their id when one could be read: recorded like failed
+    /// calls, so the day is listed again.
+    pub unreadable: Vec<(Option<i64>, String)>,
     pub other_days: usize,
 }
 
@@ -407,6 +410,11 @@ impl TbankClient {
                 }
                 Err(e) => {
                     out.broken += 1;
+                    let id = int_field(item, "segmentId")
+                        .ok()
+                        .flatten()
+                        .or_else(|| int_field(item, "id").ok().flatten());
+                    out.unreadable.push((id, e.clone()));
                     tracing::warn!(
                         "{what}: skipping an item that cannot be read ({e}): {}",
                         short(item)

@@ -101,6 +101,14 @@ pub(super) fn parse_completion(text: &str) -> Result<Completion, String> {
                 .and_then(Value::as_str)
             {
                 Some(refusal) => format!("the model refused: {refusal}"),
+                // Some gateways answer 200 with an error object instead of an error status.
+                None if choice.is_none() && body.get("error").is_some() => format!(
+                    "the gateway answered 200 with an error: {}",
+                    body["error"]
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| body["error"].to_string(), str::to_string)
+                ),
                 None if choice.is_none() => "no choices in the answer".to_string(),
                 None => format!(
                     "empty content (finish_reason {})",
@@ -259,6 +267,15 @@ mod tests {
         .unwrap();
         assert_eq!(c.content.unwrap(), "{\"a\":1}");
         assert!(parse_completion("<html>bad gateway</html>").is_err());
+        assert_eq!(
+            parse_completion(
+                r#"{"error":{"message":"upstream quota exceeded","type":"rate_limit"}}"#
+            )
+            .unwrap()
+            .content
+            .unwrap_err(),
+            "the gateway answered 200 with an error: upstream quota exceeded"
+        );
         assert_eq!(
             parse_completion(r#"{"choices":[]}"#)
                 .unwrap()

@@ -53,6 +53,8 @@ pub(super) struct DayRun<'a> {
 struct Listing {
     listed: u64,
     unreadable: u64,
+    /// Unreadable items with what could be read of them, recorded at the end of the day.
+    unreadable_items: Vec<(Option<i64>, String)>,
     deferred: u64,
     admitted: usize,
     unknown: BTreeMap<String, u64>,
@@ -167,6 +169,8 @@ impl Prepared {
         summary.items_unreadable = listing.unreadable;
         summary.deferred_by_limit = listing.deferred;
         summary.unknown_operators = listing.unknown;
+        self.record_unreadable(day, run_id, opts, &listing.unreadable_items, summary)
+            .await;
 
         // Why the day stopped, worst first: a fatal error, the listing breaking off, the
         // lock lost, a signal.
@@ -235,6 +239,43 @@ impl Prepared {
         match error {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+}
+
+impl Prepared {
+    /// Listing items that could not be read count as failed calls: recorded in
+    /// `call_failures` when their id could be read (so the nightly run lists the day
+    /// again), and the day ends with exit 1.
+    async fn record_unreadable(
+        &self,
+        day: NaiveDate,
+        run_id: Option<i64>,
+        opts: &RunOptions,
+        items: &[(Option<i64>, String)],
+        summary: &mut Summary,
+    ) {
+        for (id, error) in items {
+            let error = format!("unreadable in the listing: {error}");
+            match id {
+                Some(call_id) => {
+                    if !opts.dry_run {
+                        let failure = crate::store::Failure {
+                            call_id: *call_id,
+                            department_id: self.settings.department_id,
+                            day,
+                            run_id,
+                            stage: "listing",
+                            error: &error,
+                        };
+                        if let Err(e) = self.store.record_failure(&failure).await {
+                            tracing::error!("call {call_id}: could not record its failure: {e}");
+                        }
+                    }
+                    summary.add_failure(*call_id, error);
+                }
+                None => summary.add_failure(0, error),
+            }
         }
     }
 }
@@ -369,6 +410,7 @@ impl DayRun<'_> {
         }
         l.listed += calls.len() as u64;
         l.unreadable += page.broken as u64;
+        l.unreadable_items.extend(page.unreadable);
         progress
             .lock()
             .expect("progress")

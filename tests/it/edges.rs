@@ -167,13 +167,20 @@ async fn an_id_or_duration_beyond_its_column_makes_the_item_unreadable() {
         item(serde_json::json!(3), serde_json::json!(3_000_000_000i64)),
     ];
     let h = Harness::start(world).await;
-    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    // Unreadable items are failures: exit 1, and the one whose id could be read waits in
+    // call_failures so the nightly run lists its day again.
+    assert_eq!(h.run(&[]).await, ExitCode::SomeFailed);
     assert_eq!(stored_ids(&h).await, vec![1]);
     assert_eq!(
         h.count("SELECT items_unreadable::bigint FROM runs").await,
         2
     );
     assert_eq!(h.count("SELECT calls_listed::bigint FROM runs").await, 1);
+    assert_eq!(
+        h.count("SELECT count(*) FROM call_failures WHERE call_id = 3 AND stage = 'listing'")
+            .await,
+        1
+    );
 }
 
 /// Polls `condition` until it holds, for events the fakes cannot signal (rows committed by
