@@ -144,7 +144,7 @@ impl Transcript {
     }
 }
 
-/// A validated, normalised analysis of one call (CONTRACTS.md §3.2).
+/// A validated, normalised analysis of one call.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Analysis {
     pub is_sales_call: bool,

@@ -1,4 +1,4 @@
-//! The T-Bank TQM client (CONTRACTS.md §1). Its wire types stay private here; the rest of
+//! The T-Bank TQM client. Its wire types stay private here; the rest of
 //! callq sees `Call` and `Transcript`.
 
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! Fake Google (CONTRACTS.md §2): the OAuth token endpoint of a service-account key and
+//! Fake Google: the OAuth token endpoint of a service-account key and
 //! the Sheets v4 `values.get` method, with Google's error shapes.
 
 mod a1;

@@ -1,7 +1,7 @@
 //! Fake T-Bank TQM, Google (OAuth token + Sheets values) and LLM gateway servers.
 //!
 //! callq's end-to-end tests and benchmarks cannot reach the real services, so each fake
-//! here binds `127.0.0.1:0`, serves the wire format of `shared/CONTRACTS.md` (including
+//! here binds `127.0.0.1:0`, serves the wire format callq's clients speak (including
 //! its error shapes, paging and tolerance quirks), and adds what a test needs to look
 //! inside: atomic counters, run-time knobs and deterministic fault injection.
 //!

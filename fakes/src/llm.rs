@@ -1,4 +1,4 @@
-//! Fake OpenAI-compatible LLM gateway (CONTRACTS.md §3), LiteLLM-flavoured: bearer key,
+//! Fake OpenAI-compatible LLM gateway, LiteLLM-flavoured: bearer key,
 //! model list, `response_format` rejection, concurrency-limit 429s, random 500s, bursts
 //! of errors, a refusal of every request, per-response cost headers, latency, token usage
 //! with prompt-prefix caching, and answers chosen by the prompt.

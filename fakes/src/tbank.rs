@@ -1,4 +1,4 @@
-//! Fake T-Bank TQM (CONTRACTS.md §1): login, work-group search, paged call listing and
+//! Fake T-Bank TQM: login, work-group search, paged call listing and
 //! transcripts, with token expiry, 5xx/429 bursts, random errors and latency.
 
 mod wire;

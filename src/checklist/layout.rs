@@ -1,4 +1,4 @@
-//! The checklist's layout (CONTRACTS.md §2), parsed from rows of cells the way the Sheets
+//! The checklist's layout, parsed from rows of cells the way the Sheets
 //! values API returns them: rows of different lengths, trailing empty cells omitted, an
 //! empty row as `[]`. No I/O here; the Sheets and CSV sources both hand their rows in.
 //!

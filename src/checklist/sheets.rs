@@ -1,4 +1,4 @@
-//! The Google Sheets source (CONTRACTS.md §2): a service-account token from the key's
+//! The Google Sheets source: a service-account token from the key's
 //! `token_uri`, then `GET /v4/spreadsheets/{id}/values/{range}` through google-sheets4.
 //!
 //! Both the token endpoint and the Sheets base URL may be plain `http://` (the tests'

@@ -1,4 +1,4 @@
-//! From the model's answer to a validated [`Analysis`] (CONTRACTS.md §3.2).
+//! From the model's answer to a validated [`Analysis`].
 //!
 //! Models wrap JSON in fences, put prose around it, write numbers as strings with a
 //! decimal comma and misspell criteria. The rules below are the old tool's, which the

@@ -165,7 +165,7 @@ impl Template {
     }
 }
 
-/// The `{criteria_list}` text (CONTRACTS.md §3.1): one block per criterion, sheet order.
+/// The `{criteria_list}` text: one block per criterion, sheet order.
 pub fn criteria_list(checklist: &Checklist) -> String {
     let mut out = String::new();
     for c in &checklist.criteria {

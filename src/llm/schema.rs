@@ -1,5 +1,5 @@
 //! The JSON Schema sent as `response_format` (strict structured output) for the analysis
-//! of CONTRACTS.md §3.2, built from the checklist so the model can only name criteria
+//! of one call, built from the checklist so the model can only name criteria
 //! that exist, with scores in range.
 //!
 //! Strict mode accepts a subset of JSON Schema: every object lists all its properties

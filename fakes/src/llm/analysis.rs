@@ -1,5 +1,5 @@
 //! What the fake model answers, decided from the prompt alone: the checklist is parsed
-//! back out of the rendered `{criteria_list}` (CONTRACTS.md §3.1) and markers written
+//! back out of the rendered `{criteria_list}` and markers written
 //! into transcripts choose the behaviour. Pure, so tests compute the expected database
 //! rows with the same functions.
 

@@ -1,4 +1,4 @@
-//! The TQM JSON shapes (CONTRACTS.md §1): parsing the listing request and rendering the
+//! The TQM JSON shapes: parsing the listing request and rendering the
 //! listing items and transcripts. Pure functions, so the representation quirks are
 //! unit-tested without a server.
 
