@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 
 pub use analysis::{
     PromptCriterion, REFUSAL, analysis_for_prompt, expected_score, markers, parse_criteria,
+    quality_score,
 };
 
 use crate::server::{Counter, Dice, LatencyKnob, RateKnob, Running, bearer};

@@ -3,7 +3,10 @@
 
 pub mod check;
 pub mod completions;
+pub mod demo;
+pub mod export;
 pub mod operators;
+pub mod report;
 
 use chrono::NaiveDate;
 
@@ -26,6 +29,9 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
             operators::unknown(&args, &env).await
         }
         Command::Completions(args) => completions::completions(args.shell),
+        Command::Report(args) => report::report(&args, &env).await,
+        Command::Export(args) => export::export(&args, &env).await,
+        Command::Demo(args) => demo::demo(&args).await,
     }
 }
 
@@ -34,7 +40,7 @@ pub fn load_env(args: &EnvArgs) -> Env {
     Env::load(&args.path(), args.explicit())
 }
 
-fn config_failed(e: ConfigError) -> ExitCode {
+pub(crate) fn config_failed(e: ConfigError) -> ExitCode {
     tracing::error!("{e}");
     ExitCode::BadInput
 }

@@ -58,6 +58,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "PROMPT_LAYOUT",
     "METRICS_TEXTFILE",
     "PUSHGATEWAY_URL",
+    "REPORT_LANG",
 ];
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.
@@ -257,6 +258,18 @@ impl Env {
         })
     }
 
+    /// What `callq report` needs: the database and the report's language.
+    pub fn report(&self) -> Result<ReportSettings, ConfigError> {
+        let mut c = self.checker();
+        let db = c.database();
+        let lang = c.report_lang();
+        c.finish()?;
+        Ok(ReportSettings {
+            db: db.expect("checked"),
+            lang,
+        })
+    }
+
     /// What `callq criteria` needs: the checklist source only.
     pub fn checklist_source(&self) -> Result<Source, ConfigError> {
         let mut c = self.checker();
@@ -319,6 +332,21 @@ pub struct UnknownOperatorsSettings {
     pub department_id: Option<i32>,
     /// The time zone of "today" (CALLS_TIMEZONE).
     pub timezone: Tz,
+}
+
+/// The language of `callq report`'s page (REPORT_LANG).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportLang {
+    #[default]
+    Ru,
+    En,
+}
+
+/// What `callq report` reads.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    pub db: DbSettings,
+    pub lang: ReportLang,
 }
 
 /// Where a run's metrics go at its end, if anywhere.
@@ -566,6 +594,24 @@ impl Checker<'_> {
         }
     }
 
+    fn report_lang(&mut self) -> ReportLang {
+        match self
+            .optional("REPORT_LANG")
+            .map(|v| v.to_lowercase())
+            .as_deref()
+        {
+            None | Some("ru") => ReportLang::Ru,
+            Some("en") => ReportLang::En,
+            Some(other) => {
+                self.problem(
+                    "REPORT_LANG",
+                    format!("{other:?} is neither \"ru\" nor \"en\""),
+                );
+                ReportLang::Ru
+            }
+        }
+    }
+
     fn retry(&mut self) -> RetryPolicy {
         let d = RetryPolicy::default();
         let attempts: usize = self.parsed("RETRY_MAX_ATTEMPTS", d.max_attempts);
@@ -770,6 +816,17 @@ mod tests {
         let (ignored, unknown) = env.ignored_vars();
         assert_eq!(ignored, ["LOGGING_ON_DB".to_string()]);
         assert_eq!(unknown, ["SOMETHING_ELSE".to_string()]);
+    }
+
+    #[test]
+    fn report_lang_is_ru_by_default_and_checked() {
+        let (_f, env) = env_from("DATA_BASE=postgresql://u@h/calls\n", &[]);
+        assert_eq!(env.report().unwrap().lang, ReportLang::Ru);
+        let (_f, env) = env_from("DATA_BASE=postgresql://u@h/calls\nREPORT_LANG=EN\n", &[]);
+        assert_eq!(env.report().unwrap().lang, ReportLang::En);
+        let (_f, env) = env_from("DATA_BASE=postgresql://u@h/calls\nREPORT_LANG=de\n", &[]);
+        let err = env.report().unwrap_err();
+        assert_eq!(err.problems[0].var, "REPORT_LANG");
     }
 
     #[test]
