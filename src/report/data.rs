@@ -143,21 +143,78 @@ pub async fn latest_scored_day(
     Ok(row.get(0))
 }
 
-pub async fn load(client: &Client, scope: Scope) -> Result<ReportData, tokio_postgres::Error> {
-    let headline = headline(client, &scope).await?;
+/// The figures, trend and review queue: cheap queries, on one connection.
+pub async fn summary(
+    client: &Client,
+    scope: &Scope,
+) -> Result<(Headline, Headline, Vec<Day>, Option<Vec<ReviewItem>>), tokio_postgres::Error> {
+    let headline = headline_of(client, scope).await?;
     let previous = headline_of(client, &scope.previous()).await?;
-    let days = days(client, &scope).await?;
-    let (criteria, by_operator) = criteria(client, &scope).await?;
-    let mut operators = operators(client, &scope).await?;
-    daily_per_operator(client, &scope, &mut operators).await?;
-    recommendations(client, &scope, &mut operators).await?;
-    for op in &mut operators {
-        if let Some(shares) = by_operator.get(&op.id) {
-            op.criteria = shares.clone();
+    let days = days(client, scope).await?;
+    let review = review(client, scope).await?;
+    Ok((headline, previous, days, review))
+}
+
+/// The operators with their sparklines and open recommendations, on one connection.
+pub async fn operator_list(
+    client: &Client,
+    scope: &Scope,
+) -> Result<Vec<Operator>, tokio_postgres::Error> {
+    let mut operators = operators(client, scope).await?;
+    daily_per_operator(client, scope, &mut operators).await?;
+    recommendations(client, scope, &mut operators).await?;
+    Ok(operators)
+}
+
+/// Puts the pieces together: criteria in checklist order with the department's shares,
+/// each operator's shares by criterion index.
+pub fn assemble(
+    scope: Scope,
+    summary: (Headline, Headline, Vec<Day>, Option<Vec<ReviewItem>>),
+    mut operators: Vec<Operator>,
+    by_operator: Vec<OperatorCriterion>,
+    department: BTreeMap<(String, String), Option<f64>>,
+) -> ReportData {
+    let mut first_seen: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for r in &by_operator {
+        first_seen
+            .entry(r.key.clone())
+            .and_modify(|v| *v = (*v).min(r.first_id))
+            .or_insert(r.first_id);
+    }
+    let mut order: Vec<((String, String), i64)> = first_seen.into_iter().collect();
+    order.sort_by_key(|(_, id)| *id);
+    let index: BTreeMap<(String, String), usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.clone(), i))
+        .collect();
+    let position: BTreeMap<i32, usize> = operators
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.id, i))
+        .collect();
+    for r in &by_operator {
+        if let (Some(&p), Some(share)) = (position.get(&r.operator_id), r.share) {
+            operators[p].criteria.insert(index[&r.key], share);
         }
     }
-    let review = review(client, &scope).await?;
-    Ok(ReportData {
+    let criteria = order
+        .into_iter()
+        .map(|((category, criterion), _)| {
+            let share = department
+                .get(&(category.clone(), criterion.clone()))
+                .copied()
+                .flatten();
+            Criterion {
+                category,
+                criterion,
+                share,
+            }
+        })
+        .collect();
+    let (headline, previous, days, review) = summary;
+    ReportData {
         scope,
         headline,
         previous,
@@ -165,11 +222,7 @@ pub async fn load(client: &Client, scope: Scope) -> Result<ReportData, tokio_pos
         criteria,
         operators,
         review,
-    })
-}
-
-async fn headline(client: &Client, scope: &Scope) -> Result<Headline, tokio_postgres::Error> {
-    headline_of(client, scope).await
+    }
 }
 
 /// Scored calls and their mean from v_scored_calls, not-sales calls from v_operator_daily.
@@ -213,75 +266,63 @@ async fn days(client: &Client, scope: &Scope) -> Result<Vec<Day>, tokio_postgres
         .collect())
 }
 
-/// The criteria in checklist order (first stored evaluation first), the department-wide
-/// share of each from v_criterion_daily, and each operator's share. v_criterion_daily has
-/// no operator column, so the per-operator share is the same mean of score / max_score
-/// over the evaluations of the calls v_scored_calls lists.
-async fn criteria(
+/// One operator's mean share of the maximum on one criterion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorCriterion {
+    pub operator_id: i32,
+    pub key: (String, String),
+    /// The criterion's first stored evaluation: checklist order.
+    pub first_id: i64,
+    pub share: Option<f64>,
+}
+
+/// Each operator's share per criterion. v_criterion_daily has no operator column, so this
+/// is the view's mean of score / max_score taken over the evaluations of the calls
+/// v_scored_calls lists, per operator (in float8: over millions of rows numeric
+/// division is twice as slow, and the value is only shown to one decimal).
+pub async fn operator_criteria(
     client: &Client,
     scope: &Scope,
-) -> Result<(Vec<Criterion>, BTreeMap<i32, BTreeMap<usize, f64>>), tokio_postgres::Error> {
+) -> Result<Vec<OperatorCriterion>, tokio_postgres::Error> {
     let sql = "SELECT s.operator_id, e.category, e.criterion, min(e.id),
-                      avg(e.score::numeric / NULLIF(e.max_score, 0)::numeric)::float8
+                      avg(e.score / NULLIF(e.max_score, 0))::float8
                FROM call_evaluations e
                JOIN v_scored_calls s ON s.call_id = e.call_id
                WHERE s.day BETWEEN $1 AND $2
                  AND ($3::int IS NULL OR s.department_id = $3)
                  AND ($4::int IS NULL OR s.operator_id = $4)
+                 AND s.operator_id IS NOT NULL
                GROUP BY s.operator_id, e.category, e.criterion";
     let rows = client.query(sql, &scope.params()).await?;
-    let mut first_seen: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for r in &rows {
-        let key = (text(r.get(1)), text(r.get(2)));
-        let id: i64 = r.get(3);
-        first_seen
-            .entry(key)
-            .and_modify(|v| *v = (*v).min(id))
-            .or_insert(id);
-    }
-    let mut order: Vec<((String, String), i64)> = first_seen.into_iter().collect();
-    order.sort_by_key(|(_, id)| *id);
-    let index: BTreeMap<(String, String), usize> = order
+    Ok(rows
         .iter()
-        .enumerate()
-        .map(|(i, (k, _))| (k.clone(), i))
-        .collect();
-    let mut by_operator: BTreeMap<i32, BTreeMap<usize, f64>> = BTreeMap::new();
-    for r in &rows {
-        let (Some(op), Some(share)) = (r.get::<_, Option<i32>>(0), r.get::<_, Option<f64>>(4))
-        else {
-            continue;
-        };
-        let i = index[&(text(r.get(1)), text(r.get(2)))];
-        by_operator.entry(op).or_default().insert(i, share);
-    }
-    let dept_sql = "SELECT category, criterion,
-                           (sum(avg_score_share * evaluations) / NULLIF(sum(evaluations), 0))::float8
-                    FROM v_criterion_daily
-                    WHERE day BETWEEN $1 AND $2 AND ($3::int IS NULL OR department_id = $3)
-                    GROUP BY category, criterion";
-    let dept_rows = client
-        .query(dept_sql, &[&scope.from, &scope.to, &scope.department])
+        .map(|r| OperatorCriterion {
+            operator_id: r.get(0),
+            key: (text(r.get(1)), text(r.get(2))),
+            first_id: r.get(3),
+            share: r.get(4),
+        })
+        .collect())
+}
+
+/// The department-wide share of each criterion from v_criterion_daily, its days weighted
+/// by their evaluations.
+pub async fn department_criteria(
+    client: &Client,
+    scope: &Scope,
+) -> Result<BTreeMap<(String, String), Option<f64>>, tokio_postgres::Error> {
+    let sql = "SELECT category, criterion,
+                      (sum(avg_score_share * evaluations) / NULLIF(sum(evaluations), 0))::float8
+               FROM v_criterion_daily
+               WHERE day BETWEEN $1 AND $2 AND ($3::int IS NULL OR department_id = $3)
+               GROUP BY category, criterion";
+    let rows = client
+        .query(sql, &[&scope.from, &scope.to, &scope.department])
         .await?;
-    let dept: BTreeMap<(String, String), Option<f64>> = dept_rows
+    Ok(rows
         .iter()
         .map(|r| ((text(r.get(0)), text(r.get(1))), r.get(2)))
-        .collect();
-    let criteria = order
-        .into_iter()
-        .map(|((category, criterion), _)| {
-            let share = dept
-                .get(&(category.clone(), criterion.clone()))
-                .copied()
-                .flatten();
-            Criterion {
-                category,
-                criterion,
-                share,
-            }
-        })
-        .collect();
-    Ok((criteria, by_operator))
+        .collect())
 }
 
 fn text(v: Option<String>) -> String {

@@ -76,10 +76,9 @@ pub async fn write(
     request: &ReportRequest,
     out: &Path,
 ) -> Result<Written, ReportError> {
-    let store = Store::connect(&settings.db, 2).await?;
-    let client = store.client().await?;
-    let scope = resolve_scope(&client, request).await?;
-    let data = data::load(&client, scope).await?;
+    let store = Store::connect(&settings.db, 4).await?;
+    let scope = resolve_scope(&*store.client().await?, request).await?;
+    let data = load(&store, scope).await?;
     let html = render(&data, settings.lang)?;
     write_atomically(out, html.as_bytes()).map_err(|error| ReportError::Write {
         path: out.to_path_buf(),
@@ -91,6 +90,30 @@ pub async fn write(
         calls_scored: data.headline.calls_scored,
         operators: data.operators.len(),
     })
+}
+
+/// Reads everything the page shows. The two queries over every evaluation dominate on a
+/// large database, so the independent groups run at once, each on its own connection.
+pub async fn load(store: &Store, scope: Scope) -> Result<ReportData, ReportError> {
+    let (a, b, c, d) = tokio::try_join!(
+        store.client(),
+        store.client(),
+        store.client(),
+        store.client()
+    )?;
+    let (summary, operators, by_operator, department) = tokio::try_join!(
+        data::summary(&a, &scope),
+        data::operator_list(&b, &scope),
+        data::operator_criteria(&c, &scope),
+        data::department_criteria(&d, &scope),
+    )?;
+    Ok(data::assemble(
+        scope,
+        summary,
+        operators,
+        by_operator,
+        department,
+    ))
 }
 
 /// The requested range, or the last [`DEFAULT_DAYS`] days up to the latest scored day

@@ -1,6 +1,7 @@
 //! The report at scale: 1,000 operators over 90 days, rows inserted directly. Ignored by
 //! default (the insert takes a minute); run with
-//! `cargo test --test it report_scale -- --ignored --nocapture`.
+//! `cargo test --release --test it report_scale -- --ignored --nocapture`. The time limit
+//! holds for optimised code; a debug build only prints its time.
 
 use std::time::Instant;
 
@@ -81,6 +82,8 @@ async fn a_thousand_operators_over_ninety_days_render_fast_and_small() {
         bytes as f64 / 1e6
     );
     assert_eq!(written.operators, OPERATORS as usize);
-    assert!(elapsed.as_secs_f64() < 5.0, "rendered in {elapsed:?}");
+    if !cfg!(debug_assertions) {
+        assert!(elapsed.as_secs_f64() < 5.0, "rendered in {elapsed:?}");
+    }
     assert!(bytes < 10_000_000, "{bytes} bytes");
 }
