@@ -170,7 +170,12 @@ fn call(day: NaiveDate, n: usize, i: usize, per_day: usize, drift: u32) -> FakeC
         operator_id,
         operator_login: format!("op{operator_id}"),
         operator_name,
-        direction: if i % 3 == 0 { "inbound" } else { "outbound" }.to_string(),
+        direction: if i.is_multiple_of(3) {
+            "inbound"
+        } else {
+            "outbound"
+        }
+        .to_string(),
         phone: format!("7916{:07}", 3_000_000 + n),
         phrases,
     }
