@@ -27,7 +27,10 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
         callq operators unknown --env-file .env.department1   names T-Bank uses that the directory lacks\n  \
         callq calibrate import qa.csv --env-file .env.department1   import human QA scores\n  \
         callq calibrate report --env-file .env.department1    how well the model agrees with QA\n  \
-        callq purge --older-than 90 --env-file .env.department1   drop transcripts and phone numbers of old calls\n\n\
+        callq purge --older-than 90 --env-file .env.department1   drop transcripts and phone numbers of old calls\n  \
+        callq report --out report.html --env-file .env.department1   the last 7 scored days as one HTML page\n  \
+        callq export calls --out calls.csv --env-file .env.department1\n  \
+        callq demo                                            a whole night on simulators, no credentials\n\n\
         Exit codes: 0 all calls reached a final outcome; 1 some calls failed (recorded, retried next run);\n\
         2 bad configuration or input (nothing spent); 3 could not run or had to stop (lock held or lost,\n\
         login refused, database unreachable or not answering, LLM key rejected); 130/143 stopped by\n\
@@ -96,6 +99,37 @@ pub enum Command {
         callq completions zsh > \"${fpath[1]}/_callq\"\n  \
         callq completions fish > ~/.config/fish/completions/callq.fish")]
     Completions(CompletionsArgs),
+    /// Write one self-contained HTML report (figures, trend, operators, criteria, review
+    /// queue, open recommendations) read from the BI views. Needs only DATA_BASE.
+    #[command(after_help = "Examples:\n  \
+        callq report --out report.html --env-file .env.department1\n  \
+        callq report --from 2025-08-01 --to 2025-08-31 --out august.html --env-file .env.department1\n  \
+        callq report --department 2 --operator 5512 --out ivanova.html --env-file .env.department2\n  \
+        REPORT_LANG=en callq report --out report-en.html --env-file .env.department1\n\n\
+        Without --from/--to the report covers the last 7 days up to the latest scored day.\n\
+        The file needs no network: send it by e-mail or open it offline. Link to an operator\n\
+        with report.html#operator-ID.")]
+    Report(ReportArgs),
+    /// Export calls, evaluations, recommendations or the review queue as CSV (UTF-8 with a
+    /// BOM, for Excel), streamed from the database. Needs only DATA_BASE.
+    #[command(after_help = "Examples:\n  \
+        callq export calls --out calls.csv --env-file .env.department1\n  \
+        callq export evaluations --from 2025-08-01 --to 2025-08-07 --delimiter ';' --out evals.csv\n  \
+        callq export calls --operator 5512 --max-percent 60 --env-file .env.department1 > weak.csv\n  \
+        callq export review --department 1 --out review.csv --env-file .env.department1\n\n\
+        Without --from/--to every day is exported. Without --out the CSV goes to stdout.\n\
+        `review` needs the v_review_queue view.")]
+    Export(ExportArgs),
+    /// Show a whole night working with no credentials and no network: simulated T-Bank,
+    /// Google Sheets and LLM gateway, a real database, the real run, and the HTML report.
+    #[command(after_help = "Examples:\n  \
+        callq demo\n  \
+        callq demo --calls 200 --out /tmp/callq-demo --keep\n  \
+        DATA_BASE=postgresql://postgres@localhost/demo callq demo\n\n\
+        The database is DATA_BASE when set, otherwise a throwaway PostgreSQL cluster started\n\
+        from the server binaries on this machine (initdb, pg_ctl), removed at the end unless\n\
+        --keep. Without either, start one with the compose files' local-db profile.")]
+    Demo(DemoArgs),
 }
 
 impl Command {
@@ -108,7 +142,9 @@ impl Command {
             Command::Calibrate(c) => Some(c.env_args()),
             Command::Compare(a) => Some(&a.env),
             Command::Purge(a) => Some(&a.env),
-            Command::Completions(_) => None,
+            Command::Report(a) => Some(&a.env),
+            Command::Export(a) => Some(&a.env),
+            Command::Completions(_) | Command::Demo(_) => None,
         }
     }
 }
@@ -334,6 +370,86 @@ pub struct CompletionsArgs {
     /// The shell to print completions for.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Which days, departments and operators `report` and `export` read.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// First day (YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "to")]
+    pub from: Option<NaiveDate>,
+    /// Last day (YYYY-MM-DD, inclusive).
+    #[arg(long, value_name = "YYYY-MM-DD", requires = "from")]
+    pub to: Option<NaiveDate>,
+    /// Only this department (its id in `departments`).
+    #[arg(long, value_name = "N")]
+    pub department: Option<i32>,
+    /// Only this operator (their id in `operators`).
+    #[arg(long, value_name = "ID")]
+    pub operator: Option<i32>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Where to write the HTML file.
+    #[arg(long, value_name = "FILE.html")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+/// What `callq export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportKind {
+    /// One row per scored call (v_scored_calls).
+    Calls,
+    /// One row per criterion score of a scored call.
+    Evaluations,
+    /// One row per coaching recommendation of a scored call.
+    Recommendations,
+    /// The review queue (v_review_queue).
+    Review,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExportArgs {
+    /// What to export.
+    #[arg(value_enum)]
+    pub kind: ExportKind,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Only calls scored at least P percent.
+    #[arg(long, value_name = "P")]
+    pub min_percent: Option<f64>,
+    /// Only calls scored at most P percent.
+    #[arg(long, value_name = "P")]
+    pub max_percent: Option<f64>,
+    /// The CSV file [default: stdout].
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: Option<PathBuf>,
+    /// Field delimiter: , or ; (what Russian Excel expects).
+    #[arg(long, value_name = "CHAR", default_value = ",", value_parser = ["," , ";"])]
+    pub delimiter: String,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// How many calls the simulated day has.
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub calls: u32,
+    /// Simulated days ending yesterday, each with --calls calls.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=90))]
+    pub days: u32,
+    /// Folder for the report, the env file and the logs.
+    #[arg(long, value_name = "DIR", default_value = "callq-demo")]
+    pub out: PathBuf,
+    /// Leave the throwaway PostgreSQL cluster running (prints how to stop it).
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[cfg(test)]

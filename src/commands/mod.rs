@@ -6,9 +6,12 @@ pub mod check;
 pub mod compare;
 pub mod completions;
 pub mod criteria;
+pub mod demo;
+pub mod export;
 pub mod migrate;
 pub mod operators;
 pub mod purge;
+pub mod report;
 pub mod run;
 
 use crate::cli::{CalibrateCommand, Command, EnvArgs, OperatorsCommand};
@@ -30,6 +33,9 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         Command::Compare(args) => compare::compare(&args, env).await,
         Command::Purge(args) => purge::purge(&args, &env).await,
         Command::Completions(args) => completions::completions(args.shell),
+        Command::Report(args) => report::report(&args, &env).await,
+        Command::Export(args) => export::export(&args, &env).await,
+        Command::Demo(args) => demo::demo(&args).await,
     }
 }
 

@@ -71,6 +71,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "PHONE_STORE",
     "PHONE_HASH_KEY",
     "RETENTION_DAYS",
+    "REPORT_LANG",
 ];
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.
@@ -311,6 +312,18 @@ impl Env {
             db: db.expect("checked"),
             department_id,
             timezone,
+        })
+    }
+
+    /// What `callq report` needs: the database and the report's language.
+    pub fn report(&self) -> Result<ReportSettings, ConfigError> {
+        let mut c = self.checker();
+        let db = c.database();
+        let lang = c.report_lang();
+        c.finish()?;
+        Ok(ReportSettings {
+            db: db.expect("checked"),
+            lang,
         })
     }
 
@@ -564,6 +577,21 @@ pub struct UnknownOperatorsSettings {
     pub department_id: Option<i32>,
     /// The time zone of "today" (CALLS_TIMEZONE).
     pub timezone: Tz,
+}
+
+/// The language of `callq report`'s page (REPORT_LANG).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReportLang {
+    #[default]
+    Ru,
+    En,
+}
+
+/// What `callq report` reads.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    pub db: DbSettings,
+    pub lang: ReportLang,
 }
 
 /// Where a run's metrics go at its end, if anywhere.
@@ -876,6 +904,24 @@ impl Checker<'_> {
                     format!("{raw:?} is not a percentage (a whole number from 0 to 100)"),
                 );
                 default
+            }
+        }
+    }
+
+    fn report_lang(&mut self) -> ReportLang {
+        match self
+            .optional("REPORT_LANG")
+            .map(|v| v.to_lowercase())
+            .as_deref()
+        {
+            None | Some("ru") => ReportLang::Ru,
+            Some("en") => ReportLang::En,
+            Some(other) => {
+                self.problem(
+                    "REPORT_LANG",
+                    format!("{other:?} is neither \"ru\" nor \"en\""),
+                );
+                ReportLang::Ru
             }
         }
     }
@@ -1340,6 +1386,17 @@ mod tests {
             "{problems:?}"
         );
         assert_eq!(problems[1].var, "DATA_BASE", "and so it is not set");
+    }
+
+    #[test]
+    fn report_lang_is_ru_by_default_and_checked() {
+        let (_f, env) = env_from("DATA_BASE=postgresql://u@h/calls\n", &[]);
+        assert_eq!(env.report().unwrap().lang, ReportLang::Ru);
+        let (_f, env) = env_from("DATA_BASE=postgresql://u@h/calls\nREPORT_LANG=EN\n", &[]);
+        assert_eq!(env.report().unwrap().lang, ReportLang::En);
+        let (_f, env) = env_from("DATA_BASE=postgresql://u@h/calls\nREPORT_LANG=de\n", &[]);
+        let err = env.report().unwrap_err();
+        assert_eq!(err.problems[0].var, "REPORT_LANG");
     }
 
     #[test]

@@ -45,6 +45,8 @@ fn busy_day() -> World {
         ..World::default()
     };
     world.tbank.page_size = 3;
+    // An item with no id cannot be read or retried: it counts as a failure, so every run
+    // of this day exits 1.
     world.tbank.faults.broken_items_on_first_page =
         vec![json!({"startDate": "2025-08-07T10:00:00"})];
     world
@@ -53,7 +55,7 @@ fn busy_day() -> World {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_day_over_several_pages_is_stored_exactly() {
     let h = Harness::start(busy_day()).await;
-    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.run(&[]).await, ExitCode::SomeFailed);
 
     let c = h.db.client().await;
     let rows = c
@@ -197,12 +199,12 @@ async fn a_second_run_spends_nothing_and_changes_nothing() {
     let mut world = busy_day();
     world.calls.retain(|c| c.segment_id != 91_000_002); // every call reaches a stored outcome
     let h = Harness::start(world).await;
-    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.run(&[]).await, ExitCode::SomeFailed);
     let before = h.snapshot().await;
     let (llm, transcripts) = (h.llm.requests(), h.tbank.transcript_requests());
     assert!(llm > 0 && transcripts > 0);
 
-    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.run(&[]).await, ExitCode::SomeFailed);
     assert_eq!(h.llm.requests(), llm, "no LLM request on a re-run");
     assert_eq!(
         h.tbank.transcript_requests(),
@@ -242,10 +244,10 @@ async fn table_counts(h: &Harness) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reanalyze_replaces_rows_without_duplicates() {
     let h = Harness::start(busy_day()).await;
-    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.run(&[]).await, ExitCode::SomeFailed);
     let first = table_counts(&h).await;
     let llm = h.llm.requests();
-    assert_eq!(h.run(&["--reanalyze"]).await, ExitCode::Ok);
+    assert_eq!(h.run(&["--reanalyze"]).await, ExitCode::SomeFailed);
     assert_eq!(table_counts(&h).await, first);
     assert_eq!(h.llm.requests(), 2 * llm, "every call analysed again");
     let runs: Vec<i64> =
@@ -382,7 +384,7 @@ async fn a_broken_checklist_row_costs_nothing() {
 async fn dry_run_writes_nothing() {
     let h = Harness::start(busy_day()).await;
     let before = h.snapshot().await;
-    assert_eq!(h.run(&["--dry-run"]).await, ExitCode::Ok);
+    assert_eq!(h.run(&["--dry-run"]).await, ExitCode::SomeFailed);
     assert!(h.llm.requests() > 0, "a dry run still scores");
     assert_eq!(h.snapshot().await, before);
     assert_eq!(h.count("SELECT count(*) FROM runs").await, 0);

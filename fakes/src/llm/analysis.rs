@@ -29,6 +29,9 @@ pub mod markers {
     pub const SCORE_ZERO: &str = "[score-zero]";
     /// Refused with 400, the prompt being beyond the context window.
     pub const TOO_LONG: &str = "[too-long]";
+    /// `[quality:70]`: score the call as an operator of that skill (0–100) would be,
+    /// criteria differing in difficulty (see `quality_score`); for lifelike demo data.
+    pub const QUALITY_PREFIX: &str = "[quality:";
 }
 
 /// The quote `[evidence:invented]` puts first.
@@ -91,6 +94,19 @@ pub fn expected_score(index: usize, max: f64) -> f64 {
     } else {
         (max / 2.0).floor()
     }
+}
+
+/// The score under `[quality:q]`: each criterion is harder by an amount that depends on
+/// it and on q, so operators of different skill miss different criteria; half points.
+pub fn quality_score(index: usize, max: f64, quality: u32) -> f64 {
+    let difficulty = ((index as u32 * 29 + quality * 7) % 50) as f64;
+    let share = ((quality as f64 - difficulty + 15.0) / 100.0).clamp(0.0, 1.0);
+    (max * share * 2.0).round() / 2.0
+}
+
+fn quality(prompt: &str) -> Option<u32> {
+    let rest = prompt.split(markers::QUALITY_PREFIX).nth(1)?;
+    rest.split_once(']')?.0.trim().parse().ok()
 }
 
 /// The analysis JSON the fake model returns for `prompt` (before `[fenced]` wrapping or
@@ -168,6 +184,7 @@ pub fn analysis_for_request(prompt: &str, with_evidence: bool) -> Value {
         });
     }
     let criteria = parse_criteria(prompt);
+    let quality = quality(prompt);
     let evaluations: Vec<Value> = criteria
         .iter()
         .enumerate()
@@ -175,7 +192,10 @@ pub fn analysis_for_request(prompt: &str, with_evidence: bool) -> Value {
             let score = if prompt.contains(markers::SCORE_ZERO) {
                 0.0
             } else {
-                expected_score(i, c.max_score)
+                match quality {
+                    Some(q) => quality_score(i, c.max_score, q),
+                    None => expected_score(i, c.max_score),
+                }
             };
             let mut e = json!({
                 "category": c.category,
@@ -297,6 +317,25 @@ mod tests {
         );
         let broken = "КАТЕГОРИЯ: A\nКРИТЕРИЙ: B\nМАКСИМАЛЬНЫЙ БАЛЛ: много\n\nКРИТЕРИЙ: C\nМАКСИМАЛЬНЫЙ БАЛЛ: 1\n";
         assert!(parse_criteria(broken).is_empty());
+    }
+
+    #[test]
+    fn quality_marker_scores_by_skill() {
+        let a = analysis_for_prompt(&prompt("client: [quality:90] беру"));
+        let scores: Vec<f64> = a["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["score_given"].as_f64().unwrap())
+            .collect();
+        let expected: Vec<f64> = [10.0, 5.0, 2.5, 3.5]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| quality_score(i, *m, 90))
+            .collect();
+        assert_eq!(scores, expected);
+        assert_ne!(quality_score(0, 10.0, 90), quality_score(0, 10.0, 20));
+        assert_eq!(quality_score(1, 10.0, 0), 0.0);
     }
 
     #[test]

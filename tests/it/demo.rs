@@ -1,0 +1,79 @@
+//! `callq demo` end to end, in-process: with DATA_BASE pointing at a fresh database, and
+//! with its own throwaway cluster where PostgreSQL's server binaries are installed.
+
+use crate::common::TestDb;
+use callq::config::ReportLang;
+use callq::demo::world::{self, Kind};
+use callq::demo::{DemoOptions, postgres};
+use callq::exit::ExitCode;
+
+fn options(dir: &std::path::Path, database: Option<String>) -> DemoOptions {
+    DemoOptions {
+        calls: 20,
+        days: 2,
+        out: dir.to_path_buf(),
+        keep: false,
+        database,
+        lang: ReportLang::Ru,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_scores_the_simulated_nights_into_data_base() {
+    callq::tls::install_crypto_provider();
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = callq::demo::run(&options(dir.path(), Some(db.url.clone())))
+        .await
+        .expect("the demo runs");
+    assert_eq!(outcome.run_exit, ExitCode::Ok);
+    let html = std::fs::read_to_string(&outcome.report).unwrap();
+    assert!(html.contains("data-figure=\"calls_scored\""));
+    let sales = (0..20).filter(|i| world::kind(*i) == Kind::Sale).count() as i64 * 2;
+    let not_sales = (0..20)
+        .filter(|i| world::kind(*i) == Kind::NotSales)
+        .count() as i64
+        * 2;
+    let c = db.client().await;
+    let count = |sql: &'static str| {
+        let c = &c;
+        async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    assert_eq!(count("SELECT count(*) FROM v_scored_calls").await, sales);
+    assert!(html.contains(&format!(
+        "data-figure=\"calls_scored\" data-value=\"{sales}\""
+    )));
+    assert_eq!(
+        count("SELECT count(*) FROM calls WHERE is_sales_call = false").await,
+        not_sales
+    );
+    assert_eq!(
+        count("SELECT count(DISTINCT operator_name)::bigint FROM unknown_operators").await,
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM runs WHERE status <> 'running'").await,
+        2
+    );
+    // Scores differ by operator, so the report has something to show.
+    assert!(count("SELECT count(DISTINCT performance_percentage) FROM calls").await > 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_starts_and_removes_a_throwaway_cluster() {
+    if postgres::find_bindir().is_none() {
+        eprintln!("no initdb on this machine: the throwaway-cluster path is not tested here");
+        return;
+    }
+    callq::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = callq::demo::run(&options(dir.path(), None))
+        .await
+        .expect("the demo runs on its own cluster");
+    assert_eq!(outcome.run_exit, ExitCode::Ok);
+    assert!(outcome.report.is_file());
+    assert!(outcome.stop_command.is_none());
+    // The cluster is gone: its port refuses connections.
+    let refused = tokio_postgres::connect(&outcome.database_url, tokio_postgres::NoTls).await;
+    assert!(refused.is_err(), "the throwaway cluster was stopped");
+}
