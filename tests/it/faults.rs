@@ -274,3 +274,51 @@ async fn a_call_is_claimed_by_one_live_run_at_a_time() {
     assert_eq!(store.claim_call(7, c, false).await.unwrap(), Claim::Stored);
     assert_eq!(store.claim_call(7, c, true).await.unwrap(), Claim::Won);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_restart_mid_run_loses_nothing_and_the_next_run_finishes_the_day() {
+    let h = Arc::new(
+        Harness::start(World {
+            calls: distinct_calls(10),
+            llm: LlmConfig {
+                record_prompts: true,
+                ..LlmConfig::default()
+            },
+            ..World::default()
+        })
+        .await,
+    );
+    let gate = h.llm.hold();
+    let run = tokio::spawn({
+        let h = h.clone();
+        async move { h.run(&[]).await }
+    });
+    gate.arrived(1).await;
+    // Every connection of callq's is cut, as a server restart does.
+    h.count(&format!(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = '{}' AND pid <> pg_backend_pid()) t",
+        h.db.name
+    ))
+    .await;
+    gate.release();
+    assert_eq!(run.await.unwrap(), ExitCode::Unavailable);
+
+    // Nothing half-written: whatever was saved is whole, and the next run scores the rest
+    // without sending any call twice.
+    let answered_first = h.llm.requests();
+    let saved_first = h.count("SELECT count(*) FROM calls").await;
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 10);
+    assert_eq!(
+        h.count("SELECT count(*) FROM calls c WHERE NOT EXISTS (SELECT 1 FROM call_evaluations e WHERE e.call_id = c.id)")
+            .await,
+        0,
+        "every stored call has its evaluations"
+    );
+    let resent = h.llm.requests() - answered_first;
+    assert!(
+        resent as i64 <= 10 - saved_first,
+        "only the calls not saved are sent again ({resent} sent, {saved_first} were saved)"
+    );
+}
