@@ -26,6 +26,39 @@ pub fn clean_string(s: String) -> String {
     }
 }
 
+/// The bytes of a UTF-8 file without its NUL bytes (in UTF-8 a 0 byte is only ever U+0000).
+pub fn clean_bytes(b: &[u8]) -> Cow<'_, [u8]> {
+    if b.contains(&0) {
+        Cow::Owned(b.iter().copied().filter(|&x| x != 0).collect())
+    } else {
+        Cow::Borrowed(b)
+    }
+}
+
+/// Every string (keys included) of a JSON value from outside, cleaned in place.
+pub fn clean_json(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if s.contains(refused) {
+                *s = clean_string(std::mem::take(s));
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(clean_json),
+        serde_json::Value::Object(map) => {
+            if map.keys().any(|k| k.contains(refused)) {
+                let old = std::mem::take(map);
+                for (k, mut val) in old {
+                    clean_json(&mut val);
+                    map.insert(clean_string(k), val);
+                }
+            } else {
+                map.values_mut().for_each(clean_json);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +69,9 @@ mod tests {
         assert!(matches!(clean("Иванова 🙂\t\u{1}"), Cow::Borrowed(_)));
         assert_eq!(clean_string("a\0b".into()), "ab");
         assert_eq!(clean_string("\0".into()), "");
+        assert_eq!(&*clean_bytes(b"a\0b"), b"ab");
+        let mut v = serde_json::json!({"re\0ason": ["x\0y", {"k": "\0"}], "n": 1});
+        clean_json(&mut v);
+        assert_eq!(v, serde_json::json!({"reason": ["xy", {"k": ""}], "n": 1}));
     }
 }

@@ -71,7 +71,8 @@ struct Columns {
 /// Parses and validates the file against `checklist`; every problem is collected.
 pub fn parse(bytes: &[u8], checklist: &Checklist) -> Parsed {
     let mut parsed = Parsed::default();
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let cleaned = crate::text::clean_bytes(bytes);
+    let bytes = cleaned.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&cleaned);
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

@@ -180,8 +180,10 @@ fn extract_analysis_object(content: &str) -> Result<Map<String, Value>, ParseErr
     for (at, _) in content.match_indices('{') {
         let mut values = serde_json::Deserializer::from_str(&content[at..]).into_iter::<Value>();
         match values.next() {
-            Some(Ok(Value::Object(m))) => {
+            Some(Ok(Value::Object(mut m))) => {
                 if m.contains_key("evaluations") || m.contains_key("is_sales_call") {
+                    // The model's text is stored: NUL (U+0000) would fail the call's save.
+                    m.values_mut().for_each(crate::text::clean_json);
                     return Ok(m);
                 }
                 saw_object = true;

@@ -103,7 +103,8 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         delimiter: b',',
         ..Parsed::default()
     };
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let cleaned = crate::text::clean_bytes(bytes);
+    let bytes = cleaned.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&cleaned);
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

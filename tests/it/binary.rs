@@ -493,3 +493,46 @@ async fn a_loud_logging_level_and_a_zero_llm_timeout_exit_2() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_published_when_a_run_cannot_start() {
+    let metrics_dir = tempfile::tempdir().unwrap();
+    let textfile = metrics_dir.path().join("callq_department1.prom");
+    let h = Harness::start(World {
+        env_extra: format!("METRICS_TEXTFILE={}\n", textfile.display()),
+        ..World::default()
+    })
+    .await;
+    // The LLM key is refused: exit 3, and monitoring still hears of it.
+    h.llm.set_token("sk-rotated");
+    let date = day().to_string();
+    let out = output(
+        callq()
+            .args(["run", "--date", &date, "--env-file"])
+            .arg(&h.env_path)
+            .env("LOGGING_ON_FILE", "False"),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    let prom = std::fs::read_to_string(&textfile).expect("metrics written on exit 3");
+    assert!(
+        prom.contains("callq_last_run_exit_code{department=\"1\"} 3\n"),
+        "{prom}"
+    );
+    // Bad configuration too (exit 2), as long as the department is known.
+    std::fs::remove_file(&textfile).unwrap();
+    let out = output(
+        callq()
+            .args(["run", "--date", &date, "--env-file"])
+            .arg(&h.env_path)
+            .env("LOGGING_ON_FILE", "False")
+            .env("LLM_TIMEOUT_S", "0"),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let prom = std::fs::read_to_string(&textfile).expect("metrics written on exit 2");
+    assert!(
+        prom.contains("callq_last_run_exit_code{department=\"1\"} 2\n"),
+        "{prom}"
+    );
+}

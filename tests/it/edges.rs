@@ -244,3 +244,19 @@ async fn an_older_tqm_without_the_new_login_path_is_logged_into_on_the_old_one()
     assert_eq!(h.tbank.logins(), 1, "one login, on the old path");
     assert_eq!(h.count("SELECT count(*) FROM calls").await, 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_the_models_answer_is_removed_before_saving() {
+    let h = Harness::start(World {
+        calls: vec![call(1, OP1, &[(true, "Добрый день"), (false, "Да [nul]")])],
+        ..World::default()
+    })
+    .await;
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(stored_ids(&h).await, vec![1]);
+    assert_eq!(
+        h.count("SELECT count(*) FROM call_evaluations WHERE reason LIKE 'Цитата:%критерия'")
+            .await,
+        h.count("SELECT count(*) FROM call_evaluations").await
+    );
+}

@@ -27,6 +27,8 @@ pub mod markers {
     pub const NO_EVIDENCE: &str = "[no-evidence]";
     /// Score every criterion 0 (quotes empty: nothing to quote for what is absent).
     pub const SCORE_ZERO: &str = "[score-zero]";
+    /// Put a NUL (U+0000) into every reason, as models now and then do.
+    pub const NUL: &str = "[nul]";
     /// Refused with 400, the prompt being beyond the context window.
     pub const TOO_LONG: &str = "[too-long]";
     /// `[quality:70]`: score the call as an operator of that skill (0–100) would be,
@@ -202,7 +204,11 @@ pub fn analysis_for_request(prompt: &str, with_evidence: bool) -> Value {
                 "criterion": c.criterion,
                 "score_given": number(score),
                 "max_score": number(c.max_score),
-                "reason": format!("Цитата: «{}» — оценено по условиям критерия", c.criterion),
+                "reason": format!(
+                    "Цитата: «{}» — оценено по условиям критерия{}",
+                    c.criterion,
+                    if prompt.contains(markers::NUL) { "\0" } else { "" }
+                ),
             });
             if with_evidence && !prompt.contains(markers::NO_EVIDENCE) {
                 e["evidence"] = json!(evidence_for(prompt, i, score));
