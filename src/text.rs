@@ -38,10 +38,8 @@ pub fn clean_bytes(b: &[u8]) -> Cow<'_, [u8]> {
 /// Every string (keys included) of a JSON value from outside, cleaned in place.
 pub fn clean_json(v: &mut serde_json::Value) {
     match v {
-        serde_json::Value::String(s) => {
-            if s.contains(refused) {
-                *s = clean_string(std::mem::take(s));
-            }
+        serde_json::Value::String(s) if s.contains(refused) => {
+            *s = clean_string(std::mem::take(s));
         }
         serde_json::Value::Array(items) => items.iter_mut().for_each(clean_json),
         serde_json::Value::Object(map) => {
