@@ -16,6 +16,7 @@ mod litellm;
 mod llm_client;
 mod old_database;
 mod operators;
+mod privacy;
 mod purge;
 mod review;
 mod run;
