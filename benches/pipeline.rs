@@ -110,6 +110,9 @@ async fn run(plan: &bench::Plan, binary: Option<&std::path::Path>, command: &str
         for r in &rows {
             println!("{}", bench::case_details(&r.case));
         }
+        for r in &rows {
+            println!("{}", bench::mask_line(&r.case, r.wall));
+        }
         if rows.iter().any(|r| r.case.name.ends_with('*')) {
             println!("* the preset with values from the command line");
         }

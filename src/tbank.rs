@@ -415,9 +415,11 @@ impl TbankClient {
                         .flatten()
                         .or_else(|| int_field(item, "id").ok().flatten());
                     out.unreadable.push((id, e.clone()));
+                    // The item's field names, never its values: it carries the
+                    // customer's phone number.
                     tracing::warn!(
-                        "{what}: skipping an item that cannot be read ({e}): {}",
-                        short(item)
+                        "{what}: skipping an item that cannot be read ({e}); its fields: {}",
+                        field_names(item)
                     );
                 }
             }
@@ -475,8 +477,23 @@ async fn status_error(what: &str, r: reqwest::Response) -> TbankError {
     }
 }
 
+/// A numeric field's value for a message (ids and durations only, never free text).
 fn short(v: &Value) -> String {
-    v.to_string().chars().take(200).collect()
+    v.to_string().chars().take(40).collect()
+}
+
+/// An item's field names, for a log line that must not show its values.
+fn field_names(v: &Value) -> String {
+    match v {
+        Value::Object(o) if o.is_empty() => "none".to_string(),
+        Value::Object(o) => o
+            .keys()
+            .map(|k| k.chars().take(40).collect::<String>())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Value::Array(_) => "none (a list)".to_string(),
+        _ => "none (not an object)".to_string(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -631,10 +648,18 @@ fn parse_transcript(v: &Value) -> Result<Transcript, String> {
                 _ => true,
             };
             if is_error {
-                let body = short(v);
-                tracing::warn!("T-Bank answered a transcript request with an error: {body}");
+                // Only the error code: the rest of such a body may quote the call.
+                let code = v
+                    .get("errorCode")
+                    .map(|c| match c {
+                        Value::String(s) => s.chars().take(60).collect(),
+                        other => other.to_string().chars().take(60).collect(),
+                    })
+                    .unwrap_or_else(|| "none".to_string());
+                let chars = v.to_string().chars().count();
                 return Err(format!(
-                    "answered with an error instead of a transcript: {body}"
+                    "answered with an error instead of a transcript (errorCode {code}; \
+                     {chars}-character body not shown)"
                 ));
             }
             return Ok(Transcript::default());
@@ -816,10 +841,12 @@ mod tests {
                                            "errorMessage": "Сегмент повреждён", "status": 200}))
         .unwrap_err();
         assert!(err.contains("TRANSCRIPTION_FAILED"), "{err}");
-        assert!(err.contains("Сегмент повреждён"), "{err}");
+        // The message may quote the call: only its length is told.
+        assert!(!err.contains("Сегмент"), "{err}");
         let long = "x".repeat(1000);
-        let err = parse_transcript(&json!({"error": long})).unwrap_err();
-        assert!(err.len() < 400, "the body is truncated: {}", err.len());
+        let err =
+            parse_transcript(&json!({"error": long, "errorCode": "y".repeat(500)})).unwrap_err();
+        assert!(err.len() < 200 && !err.contains("xx"), "{err}");
         assert!(parse_transcript(&json!("oops")).is_err());
     }
 }

@@ -7,7 +7,9 @@ use callq_fakes::{FakeCall, scenario};
 use chrono::NaiveDate;
 
 /// The phrases of one call: (is_operator, text template). `{op}` is the operator's first
-/// name, `{client}` the client's, `{amount}` the credit limit. No fake-LLM markers (`[…]`).
+/// name, `{client}` the client's, `{amount}` the credit limit, `{phone}` and `{email}` what
+/// the client dictates (so PII_MASKING has something to replace). No fake-LLM markers
+/// (`[…]`).
 const DIALOGUE: &[(bool, &str)] = &[
     (
         true,
@@ -52,7 +54,7 @@ const DIALOGUE: &[(bool, &str)] = &[
     ),
     (
         false,
-        "Давайте, только на субботу, пожалуйста, лучше с утра.",
+        "Давайте, только на субботу, пожалуйста, лучше с утра. Курьеру звоните на {phone}, чек пришлите на {email}.",
     ),
     (
         true,
@@ -80,6 +82,8 @@ const CLIENTS: &[&str] = &[
 pub fn phrases(i: usize, op: &str, k: usize) -> Vec<(bool, String)> {
     let client = CLIENTS[i % CLIENTS.len()];
     let amount = format!("{}", 30_000 + (i * 7 % 20) * 5_000);
+    let phone = format!("+7 916 {:03}-{:02}-{:02}", i % 1000, i % 97, i % 89);
+    let email = format!("client{i}@mail.ru");
     (0..k)
         .map(|j| {
             let idx = if j < DIALOGUE.len() {
@@ -91,7 +95,9 @@ pub fn phrases(i: usize, op: &str, k: usize) -> Vec<(bool, String)> {
             let text = text
                 .replace("{op}", op)
                 .replace("{client}", client)
-                .replace("{amount}", &amount);
+                .replace("{amount}", &amount)
+                .replace("{phone}", &phone)
+                .replace("{email}", &email);
             (is_operator, text)
         })
         .collect()

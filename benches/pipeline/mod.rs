@@ -51,6 +51,8 @@ flags (override the case's values):
   --tbank-error-rate R       share of T-Bank listing/transcript requests answered 500
   --page-size P              calls per T-Bank listing page
   --phrases K                phrases per transcript (default 12)
+  --pii-masking on|off       on (default): PII_MASKING=on, TRANSCRIPT_STORE=masked; off: PII_MASKING=off,
+                             TRANSCRIPT_STORE=raw, so the run masks nothing at all
   --save-calls N             calls the save-only measurement saves (default 10000)
 
 Needs DATABASE_URL (a role that may create databases); ./scripts/bench provides one.";
@@ -68,6 +70,9 @@ pub struct Case {
     pub tbank_error_rate: f64,
     pub page_size: usize,
     pub phrases: usize,
+    /// Whether the run masks transcripts. Off is PII_MASKING=off with TRANSCRIPT_STORE=raw:
+    /// with the default TRANSCRIPT_STORE=masked the run would still mask once, to store.
+    pub pii_masking: bool,
 }
 
 impl Case {
@@ -83,6 +88,7 @@ impl Case {
             tbank_error_rate: 0.0,
             page_size: TbankConfig::default().page_size,
             phrases: 12,
+            pii_masking: true,
         }
     }
 
@@ -228,6 +234,13 @@ fn apply(c: &mut Case, flag: &str, value: &str) -> Result<(), String> {
         "tbank-error-rate" => c.tbank_error_rate = rate(flag, value)?,
         "page-size" => c.page_size = number::<usize>(flag, value)?.max(1),
         "phrases" => c.phrases = number::<usize>(flag, value)?.max(1),
+        "pii-masking" => {
+            c.pii_masking = match value.trim().to_lowercase().as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return Err(format!("--{flag}: {value:?} is not on or off")),
+            }
+        }
         _ => return Err(format!("unknown flag --{flag}")),
     }
     Ok(())
@@ -375,8 +388,13 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
         // Later lines win over the harness's own values.
         env_extra: format!(
             "LLM_CONCURRENCY={}\nTBANK_CONCURRENCY={TBANK_CONCURRENCY}\nRETRY_BASE_DELAY_MS=200\n\
-             LOGGING_ON_FILE=False\nLOGGING_LEVEL=WARNING\n",
-            case.concurrency
+             LOGGING_ON_FILE=False\nLOGGING_LEVEL=WARNING\n{}",
+            case.concurrency,
+            if case.pii_masking {
+                "PII_MASKING=on\nTRANSCRIPT_STORE=masked\n"
+            } else {
+                "PII_MASKING=off\nTRANSCRIPT_STORE=raw\n"
+            }
         ),
         ..common::World::default()
     };
@@ -634,13 +652,52 @@ pub fn table_row(r: &Row) -> String {
 pub fn case_details(c: &Case) -> String {
     format!(
         "{}: transcripts {} ms, {} phrases, page size {}, TBANK_CONCURRENCY {TBANK_CONCURRENCY}, \
-         LLM errors {:.1}%, T-Bank errors {:.1}%",
+         LLM errors {:.1}%, T-Bank errors {:.1}%, masking {}",
         c.name,
         c.transcript_latency_ms,
         c.phrases,
         c.page_size,
         100.0 * c.llm_error_rate,
-        100.0 * c.tbank_error_rate
+        100.0 * c.tbank_error_rate,
+        if c.pii_masking {
+            "on (PII_MASKING=on, TRANSCRIPT_STORE=masked)"
+        } else {
+            "off (PII_MASKING=off, TRANSCRIPT_STORE=raw)"
+        }
+    )
+}
+
+/// What masking the case's transcripts costs, measured in this process on the very texts
+/// the run masks: the median over 5 passes, per call, and as a share of `wall`.
+pub fn mask_line(c: &Case, wall: Duration) -> String {
+    let texts: Vec<String> = (0..c.calls)
+        .map(|i| dialogue::transcript_text(i, c.phrases))
+        .collect();
+    let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
+    let mut passes: Vec<Duration> = (0..6)
+        .map(|_| {
+            let started = Instant::now();
+            let masked: usize = texts.iter().map(|t| callq::pii::mask(t).len()).sum();
+            std::hint::black_box(masked);
+            started.elapsed()
+        })
+        .skip(1)
+        .collect();
+    passes.sort();
+    let median = passes[passes.len() / 2];
+    format!(
+        "{}: masking its {} transcripts ({:.0} characters each on average) takes {:.1} µs per call, \
+         {:.3}% of its wall time; the run masked {}",
+        c.name,
+        c.calls,
+        chars as f64 / c.calls.max(1) as f64,
+        median.as_secs_f64() * 1e6 / c.calls.max(1) as f64,
+        100.0 * median.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+        if c.pii_masking {
+            "once per call"
+        } else {
+            "nothing"
+        }
     )
 }
 

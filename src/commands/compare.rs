@@ -110,10 +110,18 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, R
         calls.len()
     );
 
+    // A transcript stored raw (TRANSCRIPT_STORE=raw) is masked here as the run masks it:
+    // with PII_MASKING=on nothing personal reaches the model by this path either. Text
+    // stored masked comes out unchanged.
+    let texts: HashMap<i64, String> = calls
+        .iter()
+        .map(|c| (c.id, settings.privacy.for_llm(&c.transcript).into_owned()))
+        .collect();
     let mut results = futures::stream::iter(calls.iter().map(|call| {
         let (llm, prompt, schema, checklist) = (&llm, &prompt, &schema, &checklist);
+        let text = &texts[&call.id];
         async move {
-            let rendered = prompt.render(&call.transcript);
+            let rendered = prompt.render(text);
             (call, llm.analyze(&rendered, schema, checklist).await)
         }
     }))
@@ -127,7 +135,7 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, R
             Ok(mut analyzed) => {
                 review::assess(
                     &mut analyzed.analysis,
-                    &call.transcript,
+                    &texts[&call.id],
                     &checklist,
                     settings.review_below_percent,
                 );

@@ -4,6 +4,7 @@
 
 use chrono::NaiveDate;
 
+use super::purge::PurgeReport;
 use super::{config_failed, warn_ignored};
 use crate::cli::RunArgs;
 use crate::config::{Env, MetricsSettings};
@@ -86,6 +87,44 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
             break;
         }
     }
+    // Retention after the night's scoring, unless stopped by a signal. It is
+    // housekeeping: a failure is logged as a warning and leaves the exit code as the
+    // days made it, and the next night (or `callq purge`) tries again.
+    if !opts.dry_run
+        && opts.stop.signal().is_none()
+        && let Some((days, scope)) = prepared.retention()
+    {
+        report.purge = Some(match prepared.purge(scope).await {
+            Ok(counts) => {
+                let done = PurgeReport {
+                    dry_run: false,
+                    older_than_days: days,
+                    scope,
+                    counts,
+                };
+                let line = format!("retention (RETENTION_DAYS={days}): {done}");
+                tracing::info!("{line}");
+                if !args.json {
+                    crate::redact::println(&line);
+                }
+                serde_json::json!({
+                    "older_than_days": days,
+                    "before": scope.before.to_string(),
+                    "calls": counts.calls,
+                    "transcripts": counts.transcripts,
+                    "phone_numbers": counts.phone_numbers,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "retention (RETENTION_DAYS={days}): purging calls before {} failed: {e}; \
+                     the next run or `callq purge` removes them",
+                    scope.before
+                );
+                serde_json::json!({"older_than_days": days, "error": e.to_string()})
+            }
+        });
+    }
     let code = report.worst;
     report.finish(args, code, None).await
 }
@@ -97,6 +136,9 @@ struct Report {
     worst: ExitCode,
     summaries: Vec<Summary>,
     errors: Vec<serde_json::Value>,
+    /// What RETENTION_DAYS purged after the days (or why it could not); `None` when it
+    /// did not run.
+    purge: Option<serde_json::Value>,
 }
 
 impl Report {
@@ -107,6 +149,7 @@ impl Report {
             worst: ExitCode::Ok,
             summaries: Vec::new(),
             errors: Vec::new(),
+            purge: None,
         }
     }
 
@@ -141,6 +184,7 @@ impl Report {
                 "exit_code": code.code(),
                 "days": days,
                 "errors": self.errors,
+                "purge": self.purge,
             });
             crate::redact::println(report);
         }

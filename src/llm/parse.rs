@@ -64,10 +64,7 @@ pub fn parse_analysis_with_notes(
             true
         }
         Some(v) => boolean(v).unwrap_or_else(|| {
-            notes.push(format!(
-                "is_sales_call is {}: taken as true",
-                short(&v.to_string())
-            ));
+            notes.push(format!("is_sales_call is {}: taken as true", kind(v)));
             true
         }),
     };
@@ -481,9 +478,10 @@ fn agreement(v: &Value, notes: &mut Vec<String>) -> Option<Agreement> {
         Some(v) => {
             let n = number(v);
             if n.is_none() {
+                // Not the value: the model may have copied words of the call into it.
                 notes.push(format!(
-                    "agreement amount {} is not a number: stored as null",
-                    short(&v.to_string())
+                    "agreement amount is {} that is not a number: stored as null",
+                    kind(v)
                 ));
             }
             n

@@ -162,6 +162,32 @@ impl Prepared {
             .await?)
     }
 
+    /// With RETENTION_DAYS set, which calls the run purges after scoring: this
+    /// department's, of days more than RETENTION_DAYS before today in CALLS_TIMEZONE —
+    /// the scope `callq purge` takes from the same env file.
+    pub fn retention(&self) -> Option<(u32, crate::store::PurgeScope)> {
+        let days = self.settings.privacy.retention_days?;
+        let today = chrono::Utc::now()
+            .with_timezone(&self.settings.timezone)
+            .date_naive();
+        Some((
+            days,
+            crate::store::PurgeScope {
+                before: crate::commands::purge::cutoff(today, days),
+                department_id: Some(self.settings.department_id),
+            },
+        ))
+    }
+
+    /// Removes the transcripts and phone numbers of the calls in `scope`, in the batches
+    /// `callq purge` uses.
+    pub async fn purge(
+        &self,
+        scope: crate::store::PurgeScope,
+    ) -> Result<crate::store::PurgeCounts, crate::store::StoreError> {
+        self.store.purge(scope, crate::store::PURGE_BATCH).await
+    }
+
     pub fn default_day(&self) -> NaiveDate {
         let today = chrono::Utc::now()
             .with_timezone(&self.settings.timezone)

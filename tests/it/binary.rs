@@ -6,7 +6,7 @@ use std::process::Output;
 
 use crate::common::{Harness, World, day};
 
-fn callq() -> tokio::process::Command {
+pub(crate) fn callq() -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_callq"));
     // Only what the test passes: nothing of the machine's own configuration.
     for var in callq::config::KNOWN_VARS {
@@ -16,11 +16,11 @@ fn callq() -> tokio::process::Command {
     c
 }
 
-async fn output(cmd: &mut tokio::process::Command) -> Output {
+pub(crate) async fn output(cmd: &mut tokio::process::Command) -> Output {
     cmd.output().await.expect("run the callq binary")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

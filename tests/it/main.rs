@@ -18,6 +18,7 @@ mod litellm;
 mod llm_client;
 mod old_database;
 mod operators;
+mod privacy;
 mod purge;
 mod report;
 mod report_scale;

@@ -12,19 +12,25 @@ use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime};
 use clap::Parser;
 use tokio_postgres::Client;
 
-fn today() -> NaiveDate {
+pub(crate) fn today() -> NaiveDate {
     chrono::Utc::now()
         .with_timezone(&chrono_tz::Europe::Moscow)
         .date_naive()
 }
 
-fn at(d: NaiveDate, h: u32, m: u32, s: u32) -> NaiveDateTime {
+pub(crate) fn at(d: NaiveDate, h: u32, m: u32, s: u32) -> NaiveDateTime {
     d.and_time(NaiveTime::from_hms_opt(h, m, s).unwrap())
 }
 
 /// A call with a transcript, a phone number and one evaluation, recommendation and
 /// agreement each.
-async fn insert_call(c: &Client, id: i64, department: i32, start: NaiveDateTime, phone: bool) {
+pub(crate) async fn insert_call(
+    c: &Client,
+    id: i64,
+    department: i32,
+    start: NaiveDateTime,
+    phone: bool,
+) {
     let phone = phone.then(|| format!("7903{id:07}"));
     c.execute(
         "INSERT INTO calls (id, start_time, department_id, phone_number, total_score, max_score,
@@ -79,7 +85,7 @@ async fn totals(c: &Client) -> (i64, i64, i64, i64, i64, i64, i64, f64) {
 }
 
 /// Whether the call still has its transcript and its phone number.
-async fn kept(c: &Client, id: i64) -> (bool, bool) {
+pub(crate) async fn kept(c: &Client, id: i64) -> (bool, bool) {
     let r = c
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM call_transcripts WHERE call_id = $1),

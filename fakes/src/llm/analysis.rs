@@ -17,6 +17,9 @@ pub mod markers {
     pub const FENCED: &str = "[fenced]";
     /// `[agreement:15000]`: one agreement with that amount (repeatable).
     pub const AGREEMENT_PREFIX: &str = "[agreement:";
+    /// One agreement whose amount is read from the transcript as a model would: the
+    /// first amount in roubles a phrase names (`15 000 рублей`). None if masked away.
+    pub const AGREEMENT_FROM_TEXT: &str = "[agreement:text]";
     /// One decline reason.
     pub const DECLINE: &str = "[decline]";
     /// Quotes lightly altered (case, punctuation, one letter), as speech-to-text respells.
@@ -243,13 +246,19 @@ pub fn analysis_for_request(prompt: &str, with_evidence: bool) -> Value {
     })
 }
 
-/// One agreement per `[agreement:N]` marker with a numeric N.
+/// One agreement per `[agreement:N]` marker with a numeric N, and one per
+/// `[agreement:text]` whose transcript names an amount in roubles.
 fn agreements(prompt: &str) -> Vec<Value> {
     prompt
         .split(markers::AGREEMENT_PREFIX)
         .skip(1)
         .filter_map(|rest| {
             let written = rest.split_once(']')?.0.trim();
+            let written = if written == "text" {
+                amount_in_roubles(prompt)?
+            } else {
+                written.to_string()
+            };
             let amount = written.replace(',', ".").parse::<f64>().ok()?;
             Some(json!({
                 "amount": number(amount),
@@ -257,6 +266,29 @@ fn agreements(prompt: &str) -> Vec<Value> {
             }))
         })
         .collect()
+}
+
+/// The first amount a transcript phrase gives in roubles: the digit groups right before
+/// a word starting with `руб` (`15 000 рублей` → `15000`, `1 500,50 руб.` → `1500,50`).
+fn amount_in_roubles(prompt: &str) -> Option<String> {
+    for phrase in transcript_phrases(prompt) {
+        let words: Vec<&str> = phrase.split_whitespace().collect();
+        for (i, w) in words.iter().enumerate() {
+            if !w.to_lowercase().starts_with("руб") {
+                continue;
+            }
+            let groups: Vec<&str> = words[..i]
+                .iter()
+                .rev()
+                .take_while(|g| !g.is_empty() && g.chars().all(|c| c.is_ascii_digit() || c == ','))
+                .copied()
+                .collect();
+            if !groups.is_empty() {
+                return Some(groups.into_iter().rev().collect());
+            }
+        }
+    }
+    None
 }
 
 /// The message content for `prompt`: a refusal for `[invalid-always]`, and for
@@ -378,6 +410,15 @@ mod tests {
             ])
         );
         assert_eq!(a["decline_reasons"][0]["reason_type"], json!("price"));
+        let t = analysis_for_prompt(&prompt(
+            "client: Беру, [agreement:text] итого 15 000 рублей, доставка 7 августа.",
+        ));
+        assert_eq!(
+            t["agreements"],
+            json!([{"amount": 15000, "agreement": "Оформлен заказ на 15000 руб."}])
+        );
+        let masked = analysis_for_prompt(&prompt("client: [agreement:text] итого [СУММА] руб."));
+        assert_eq!(masked["agreements"], json!([]));
         let n = analysis_for_prompt(&prompt("client: [not-sales] [agreement:1]"));
         assert_eq!(n["is_sales_call"], json!(false));
         assert_eq!(n["evaluations"], json!([]));
