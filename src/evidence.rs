@@ -43,6 +43,7 @@ pub struct Transcript {
     /// Each word as an index into `vocabulary`.
     words: Vec<usize>,
     vocabulary: Vec<String>,
+    ids: HashMap<String, usize>,
 }
 
 impl Transcript {
@@ -58,7 +59,11 @@ impl Transcript {
                 })
             })
             .collect();
-        Transcript { words, vocabulary }
+        Transcript {
+            words,
+            vocabulary,
+            ids,
+        }
     }
 
     /// `None` when the quote has no words (nothing was quoted).
@@ -85,6 +90,10 @@ impl Transcript {
         if self.words.is_empty() {
             return 0.0;
         }
+        // Most quotes are verbatim: found word for word without any edit distance.
+        if self.contains_exactly(quote) {
+            return 1.0;
+        }
         // Substitution costs per (quote word, distinct transcript word), computed once.
         let cost: Vec<Vec<f64>> = quote
             .iter()
@@ -105,6 +114,22 @@ impl Transcript {
         }
         let best = prev.iter().copied().fold(f64::INFINITY, f64::min);
         (1.0 - best / quote.len() as f64).max(0.0)
+    }
+}
+
+impl Transcript {
+    /// Whether `quote`'s words occur in the transcript as they are, one after another.
+    fn contains_exactly(&self, quote: &[String]) -> bool {
+        let Some(ids) = quote
+            .iter()
+            .map(|w| self.ids.get(w).copied())
+            .collect::<Option<Vec<usize>>>()
+        else {
+            return false;
+        };
+        self.words
+            .windows(ids.len())
+            .any(|run| run == ids.as_slice())
     }
 }
 

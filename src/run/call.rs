@@ -120,7 +120,11 @@ impl DayRun<'_> {
         let finished = self
             .analyze_and_save(&call, operator_id, &prompt, &text, stored.as_deref(), slot)
             .await;
+        // A saved call's claim ended with its save; any other end releases it here.
+        let saved =
+            matches!(&finished, Ok(f) if matches!(f.outcome, Outcome::Scored | Outcome::NotSales));
         if let Some(run_id) = self.run_id
+            && !saved
             && let Err(e) = p.store.release_call(call.id, run_id).await
         {
             // A claim left behind is taken over once this run is no longer alive.

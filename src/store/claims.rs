@@ -43,27 +43,30 @@ impl Store {
                      RETURNING call_id",
                 )
                 .await?;
-            let won = !client
-                .query(&stmt, &[&call_id, &run_id, &f64::from(RUN_STALE_AFTER_S)])
-                .await?
-                .is_empty();
-            if !won {
+            // Sent together, answered in one round trip. PostgreSQL runs them in order, so
+            // the second sees every save committed before this run won the claim.
+            let stored_stmt = client
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM calls WHERE id = $1::bigint)")
+                .await?;
+            let stale = f64::from(RUN_STALE_AFTER_S);
+            let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [&call_id, &run_id, &stale];
+            let stored_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&call_id];
+            let (claimed, stored) = futures::try_join!(
+                client.query(&stmt, &claim_params),
+                client.query_one(&stored_stmt, &stored_params),
+            )?;
+            if claimed.is_empty() {
                 return Ok(Claim::Busy);
             }
-            if !rescore {
-                let stored: bool = client
-                    .query_one("SELECT EXISTS (SELECT 1 FROM calls WHERE id = $1::bigint)", &[&call_id])
-                    .await?
-                    .get(0);
-                if stored {
-                    client
-                        .execute(
-                            "DELETE FROM call_claims WHERE call_id = $1 AND run_id = $2",
-                            &[&call_id, &run_id],
-                        )
-                        .await?;
-                    return Ok(Claim::Stored);
-                }
+            if !rescore && stored.get::<_, bool>(0) {
+                client
+                    .execute(
+                        "DELETE FROM call_claims WHERE call_id = $1 AND run_id = $2",
+                        &[&call_id, &run_id],
+                    )
+                    .await?;
+                return Ok(Claim::Stored);
             }
             Ok::<_, StoreError>(Claim::Won)
         })

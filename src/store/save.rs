@@ -1,5 +1,5 @@
 //! Writes: one transaction per call (call row upserted, child rows replaced, transcript
-//! upserted, its failure record cleared), failures, and the `runs` row.
+//! upserted, its failure record cleared, the run's claim on it released), failures, and the `runs` row.
 
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -122,6 +122,11 @@ INSERT INTO call_transcripts (call_id, transcript)
 SELECT $1::bigint, $2::text WHERE $2::text IS NOT NULL
 ON CONFLICT (call_id) DO UPDATE SET transcript = EXCLUDED.transcript";
 
+// The run's claim on the call ends in the same commit as its save, so another run that
+// wins the claim next already sees the call stored.
+const RELEASE_CLAIM: &str = "
+DELETE FROM call_claims WHERE call_id = $1::bigint AND run_id = $2::bigint";
+
 fn i32_of(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
@@ -145,6 +150,7 @@ impl Store {
         let agreements = client.prepare_cached(INSERT_AGREEMENTS).await?;
         let declines = client.prepare_cached(INSERT_DECLINES).await?;
         let transcript = client.prepare_cached(UPSERT_TRANSCRIPT).await?;
+        let release = client.prepare_cached(RELEASE_CLAIM).await?;
 
         let a = r.analysis;
         let (total, max, pct) = if a.is_sales_call {
@@ -226,6 +232,7 @@ impl Store {
         let agr_params: Params<3> = [&r.id, &g_amount, &g_text];
         let dec_params: Params<4> = [&r.id, &d_type, &d_desc, &d_cat];
         let transcript_params: Params<2> = [&r.id, &r.transcript];
+        let release_params: Params<2> = [&r.id, &r.run_id];
 
         let tx = client.transaction().await?;
         futures::try_join!(
@@ -236,6 +243,7 @@ impl Store {
             tx.execute(&agreements, &agr_params),
             tx.execute(&declines, &dec_params),
             tx.execute(&transcript, &transcript_params),
+            tx.execute(&release, &release_params),
         )?;
         tx.commit().await?;
         Ok(())
