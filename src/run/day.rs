@@ -140,7 +140,7 @@ impl Prepared {
         // Admission stops on a signal or when the day's lock is lost.
         let admit = opts.stop.admitting().child_token();
         let lock_lost = lock.as_ref().map(|l| l.lost());
-        let _lock_watch = lock_lost.clone().map(|lost| {
+        let lock_watch = lock_lost.clone().map(|lost| {
             let admit = admit.clone();
             tokio::spawn(async move {
                 lost.cancelled().await;
@@ -234,6 +234,9 @@ impl Prepared {
             {
                 tracing::error!("could not record the unknown operators of {day}: {e}");
             }
+        }
+        if let Some(task) = lock_watch {
+            task.abort();
         }
         drop(lock);
         match error {
