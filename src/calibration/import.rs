@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 
 use crate::domain::Checklist;
 use crate::llm::match_criterion;
-use crate::operators::import::{LineError, line_at, sniff_delimiter};
+use crate::operators::import::{LineError, header_columns, line_at, sniff_delimiter};
 
 pub const REQUIRED_COLUMNS: [&str; 3] = ["call_id", "criterion", "score"];
 pub const OPTIONAL_COLUMNS: [&str; 3] = ["category", "reviewer", "reviewed_at"];
@@ -269,36 +269,15 @@ fn date(raw: &str) -> Option<NaiveDate> {
 }
 
 fn read_header(header: &csv::StringRecord, line: u64, parsed: &mut Parsed) -> Option<Columns> {
-    let mut at: HashMap<String, usize> = HashMap::new();
-    let mut problems = Vec::new();
-    for (i, raw) in header.iter().enumerate() {
-        let name = raw.trim().to_lowercase();
-        if name.is_empty() && i + 1 == header.len() && i > 0 {
-            continue;
+    let at = match header_columns(header, &REQUIRED_COLUMNS, &OPTIONAL_COLUMNS) {
+        Ok(at) => at,
+        Err(problems) => {
+            for p in problems {
+                parsed.problem(line, p);
+            }
+            return None;
         }
-        if !REQUIRED_COLUMNS.contains(&name.as_str()) && !OPTIONAL_COLUMNS.contains(&name.as_str())
-        {
-            problems.push(format!("unknown column {raw:?}"));
-        } else if at.insert(name.clone(), i).is_some() {
-            problems.push(format!("column {name:?} appears twice"));
-        }
-    }
-    for required in REQUIRED_COLUMNS {
-        if !at.contains_key(required) {
-            problems.push(format!("missing column {required:?}"));
-        }
-    }
-    if !problems.is_empty() {
-        problems.push(format!(
-            "expected the header {} with optional {}",
-            REQUIRED_COLUMNS.join(","),
-            OPTIONAL_COLUMNS.join(",")
-        ));
-        for p in problems {
-            parsed.problem(line, p);
-        }
-        return None;
-    }
+    };
     Some(Columns {
         count: header.len(),
         call_id: at["call_id"],

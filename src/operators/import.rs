@@ -250,6 +250,45 @@ pub fn parse(bytes: &[u8]) -> Parsed {
 }
 
 /// `;` when the header row has more semicolons than commas, else `,`.
+/// Where each known column of a header row is (names compared trimmed and lower-cased),
+/// or every problem with the header: unknown, repeated or missing columns. Shared by the
+/// CSV files people write for callq (the operator directory, human QA scores).
+pub(crate) fn header_columns(
+    header: &csv::StringRecord,
+    required: &[&str],
+    optional: &[&str],
+) -> Result<HashMap<String, usize>, Vec<String>> {
+    let mut at: HashMap<String, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    for (i, raw) in header.iter().enumerate() {
+        let name = raw.trim().to_lowercase();
+        if name.is_empty() && i + 1 == header.len() && i > 0 {
+            // A trailing delimiter, as some spreadsheets write.
+            continue;
+        }
+        if !required.contains(&name.as_str()) && !optional.contains(&name.as_str()) {
+            problems.push(format!("unknown column {raw:?}"));
+        } else if at.insert(name.clone(), i).is_some() {
+            problems.push(format!("column {name:?} appears twice"));
+        }
+    }
+    for r in required {
+        if !at.contains_key(*r) {
+            problems.push(format!("missing column {r:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(at)
+    } else {
+        problems.push(format!(
+            "expected the header {} with optional {}",
+            required.join(","),
+            optional.join(",")
+        ));
+        Err(problems)
+    }
+}
+
 pub(crate) fn sniff_delimiter(text: &str) -> u8 {
     let header = text
         .lines()
@@ -285,37 +324,15 @@ struct Columns {
 }
 
 fn read_header(header: &csv::StringRecord, line: u64, parsed: &mut Parsed) -> Option<Columns> {
-    let mut at: HashMap<String, usize> = HashMap::new();
-    let mut problems = Vec::new();
-    for (i, raw) in header.iter().enumerate() {
-        let name = raw.trim().to_lowercase();
-        if name.is_empty() && i + 1 == header.len() && i > 0 {
-            // A trailing delimiter, as some spreadsheets write.
-            continue;
+    let at = match header_columns(header, &REQUIRED_COLUMNS, &OPTIONAL_COLUMNS) {
+        Ok(at) => at,
+        Err(problems) => {
+            for p in problems {
+                parsed.problem(line, p);
+            }
+            return None;
         }
-        if !REQUIRED_COLUMNS.contains(&name.as_str()) && !OPTIONAL_COLUMNS.contains(&name.as_str())
-        {
-            problems.push(format!("unknown column {raw:?}"));
-        } else if at.insert(name.clone(), i).is_some() {
-            problems.push(format!("column {name:?} appears twice"));
-        }
-    }
-    for required in REQUIRED_COLUMNS {
-        if !at.contains_key(required) {
-            problems.push(format!("missing column {required:?}"));
-        }
-    }
-    if !problems.is_empty() {
-        problems.push(format!(
-            "expected the header {} with optional {}",
-            REQUIRED_COLUMNS.join(","),
-            OPTIONAL_COLUMNS.join(",")
-        ));
-        for p in problems {
-            parsed.problem(line, p);
-        }
-        return None;
-    }
+    };
     Some(Columns {
         count: header.len(),
         id: at["id"],
