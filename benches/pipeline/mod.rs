@@ -3,7 +3,7 @@
 //! debug binary so a broken benchmark shows up in `./scripts/test`.
 //!
 //! One case: a fresh database, the fake T-Bank, Google and LLM servers in this process
-//! (the end-to-end harness of `tests/common`), then the real `callq run` binary as a child
+//! (the end-to-end harness of `tests/it/common`), then the real `callq run` binary as a child
 //! process whose peak RSS is sampled from `/proc`. Afterwards the fakes' counters and the
 //! database say what was sent and what was stored.
 #![allow(dead_code)]
