@@ -11,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod concurrency;
 pub mod config;
+pub(crate) mod csv_file;
 pub mod demo;
 pub mod domain;
 pub mod error;

@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 
+use crate::csv_file::{CsvFile, Header, line_at};
 use crate::domain::Checklist;
 use crate::llm::match_criterion;
-use crate::operators::import::{LineError, header_columns, line_at, sniff_delimiter};
+use crate::operators::import::LineError;
 
 pub const REQUIRED_COLUMNS: [&str; 3] = ["call_id", "criterion", "score"];
 pub const OPTIONAL_COLUMNS: [&str; 3] = ["category", "reviewer", "reviewed_at"];
@@ -68,55 +69,44 @@ struct Columns {
     reviewed_at: Option<usize>,
 }
 
+impl Columns {
+    fn of(header: &Header) -> Columns {
+        let at = &header.at;
+        Columns {
+            count: header.count,
+            call_id: at["call_id"],
+            criterion: at["criterion"],
+            score: at["score"],
+            category: at.get("category").copied(),
+            reviewer: at.get("reviewer").copied(),
+            reviewed_at: at.get("reviewed_at").copied(),
+        }
+    }
+}
+
 /// Parses and validates the file against `checklist`; every problem is collected.
 pub fn parse(bytes: &[u8], checklist: &Checklist) -> Parsed {
     let mut parsed = Parsed::default();
-    let cleaned = crate::text::clean_bytes(bytes);
-    let bytes = cleaned.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&cleaned);
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = 1 + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64;
-            parsed.problem(
-                line,
-                "not UTF-8 text (in Excel, save as \"CSV UTF-8\"; with iconv: \
-                 iconv -f cp1251 -t utf-8)",
-            );
+    let file = match CsvFile::decode(bytes) {
+        Ok(f) => f,
+        Err((line, problem)) => {
+            parsed.problem(line, problem);
             return parsed;
         }
     };
-    let delimiter = sniff_delimiter(text);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-    let header = match records.next() {
-        None => {
-            parsed.problem(
-                1,
-                format!(
-                    "the file is empty; expected a header row: {}",
-                    REQUIRED_COLUMNS.join(",")
-                ),
-            );
+    let text = file.text();
+    let mut records = file.records();
+    let header = match file.header(&mut records, &REQUIRED_COLUMNS, &OPTIONAL_COLUMNS) {
+        Ok(h) => h,
+        Err(problems) => {
+            for (line, problem) in problems {
+                parsed.problem(line, problem);
+            }
             return parsed;
         }
-        Some(Err(e)) => {
-            let line = e.position().map_or(1, |p| line_at(text, p.byte()));
-            parsed.problem(line, format!("unreadable: {e}"));
-            return parsed;
-        }
-        Some(Ok(h)) => h,
     };
-    let header_line = header.position().map_or(1, |p| line_at(text, p.byte()));
-    let Some(columns) = read_header(&header, header_line, &mut parsed) else {
-        return parsed;
-    };
+    let header_line = header.line;
+    let columns = Columns::of(&header);
 
     let mut first_line: HashMap<(i64, usize, String), u64> = HashMap::new();
     let mut last_line = header_line;
@@ -146,7 +136,7 @@ pub fn parse(bytes: &[u8], checklist: &Checklist) -> Parsed {
                     "{} cells, but the header has {} columns (a text with a {:?} in it must be quoted)",
                     record.len(),
                     columns.count,
-                    delimiter as char
+                    file.delimiter as char
                 ),
             );
             continue;
@@ -266,27 +256,6 @@ fn date(raw: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         .or_else(|_| NaiveDate::parse_from_str(raw, "%d.%m.%Y"))
         .ok()
-}
-
-fn read_header(header: &csv::StringRecord, line: u64, parsed: &mut Parsed) -> Option<Columns> {
-    let at = match header_columns(header, &REQUIRED_COLUMNS, &OPTIONAL_COLUMNS) {
-        Ok(at) => at,
-        Err(problems) => {
-            for p in problems {
-                parsed.problem(line, p);
-            }
-            return None;
-        }
-    };
-    Some(Columns {
-        count: header.len(),
-        call_id: at["call_id"],
-        criterion: at["criterion"],
-        score: at["score"],
-        category: at.get("category").copied(),
-        reviewer: at.get("reviewer").copied(),
-        reviewed_at: at.get("reviewed_at").copied(),
-    })
 }
 
 #[cfg(test)]

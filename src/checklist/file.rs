@@ -46,7 +46,7 @@ pub fn csv_rows(text: &str) -> Result<Vec<Vec<String>>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .delimiter(sniff_delimiter(text))
+        .delimiter(crate::csv_file::sniff_delimiter(text))
         .from_reader(bytes);
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -88,14 +88,6 @@ fn blank_line_before(bytes: &[u8], start: usize) -> bool {
 
 fn describe_csv_error(error: &csv::Error, pos: &csv::Position) -> String {
     format!("line {}: {error}", pos.line())
-}
-
-/// `;` when the first line has more semicolons than commas, else `,`.
-fn sniff_delimiter(text: &str) -> u8 {
-    let first_line = text.lines().next().unwrap_or("");
-    let semicolons = first_line.matches(';').count();
-    let commas = first_line.matches(',').count();
-    if semicolons > commas { b';' } else { b',' }
 }
 
 #[cfg(test)]

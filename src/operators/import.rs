@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
+use crate::csv_file::{CsvFile, Header, line_at};
+
 pub const REQUIRED_COLUMNS: [&str; 3] = ["id", "full_name", "department_id"];
 pub const OPTIONAL_COLUMNS: [&str; 2] = ["office", "supervisor"];
 
@@ -103,55 +105,27 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         delimiter: b',',
         ..Parsed::default()
     };
-    let cleaned = crate::text::clean_bytes(bytes);
-    let bytes = cleaned.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&cleaned);
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = 1 + bytes[..e.valid_up_to()]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count() as u64;
-            parsed.problem(
-                line,
-                "not UTF-8 text (in Excel, save as \"CSV UTF-8\"; with iconv: \
-                 iconv -f cp1251 -t utf-8)",
-            );
+    let file = match CsvFile::decode(bytes) {
+        Ok(f) => f,
+        Err((line, problem)) => {
+            parsed.problem(line, problem);
             return parsed;
         }
     };
-    parsed.delimiter = sniff_delimiter(text);
-
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(parsed.delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
-
-    // The header: the first record (blank lines before it are skipped by the reader).
-    let header = match records.next() {
-        None => {
-            parsed.problem(
-                1,
-                format!(
-                    "the file is empty; expected a header row: {}",
-                    REQUIRED_COLUMNS.join(",")
-                ),
-            );
+    parsed.delimiter = file.delimiter;
+    let text = file.text();
+    let mut records = file.records();
+    let header = match file.header(&mut records, &REQUIRED_COLUMNS, &OPTIONAL_COLUMNS) {
+        Ok(h) => h,
+        Err(problems) => {
+            for (line, problem) in problems {
+                parsed.problem(line, problem);
+            }
             return parsed;
         }
-        Some(Err(e)) => {
-            let line = e.position().map_or(1, |p| line_at(text, p.byte()));
-            parsed.problem(line, format!("unreadable: {e}"));
-            return parsed;
-        }
-        Some(Ok(h)) => h,
     };
-    let header_line = header.position().map_or(1, |p| line_at(text, p.byte()));
-    let Some(columns) = read_header(&header, header_line, &mut parsed) else {
-        return parsed;
-    };
+    let header_line = header.line;
+    let columns = Columns::of(&header);
     parsed.has_office = columns.office.is_some();
     parsed.has_supervisor = columns.supervisor.is_some();
 
@@ -249,70 +223,6 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     parsed
 }
 
-/// `;` when the header row has more semicolons than commas, else `,`.
-/// Where each known column of a header row is (names compared trimmed and lower-cased),
-/// or every problem with the header: unknown, repeated or missing columns. Shared by the
-/// CSV files people write for callq (the operator directory, human QA scores).
-pub(crate) fn header_columns(
-    header: &csv::StringRecord,
-    required: &[&str],
-    optional: &[&str],
-) -> Result<HashMap<String, usize>, Vec<String>> {
-    let mut at: HashMap<String, usize> = HashMap::new();
-    let mut problems = Vec::new();
-    for (i, raw) in header.iter().enumerate() {
-        let name = raw.trim().to_lowercase();
-        if name.is_empty() && i + 1 == header.len() && i > 0 {
-            // A trailing delimiter, as some spreadsheets write.
-            continue;
-        }
-        if !required.contains(&name.as_str()) && !optional.contains(&name.as_str()) {
-            problems.push(format!("unknown column {raw:?}"));
-        } else if at.insert(name.clone(), i).is_some() {
-            problems.push(format!("column {name:?} appears twice"));
-        }
-    }
-    for r in required {
-        if !at.contains_key(*r) {
-            problems.push(format!("missing column {r:?}"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(at)
-    } else {
-        problems.push(format!(
-            "expected the header {} with optional {}",
-            required.join(","),
-            optional.join(",")
-        ));
-        Err(problems)
-    }
-}
-
-pub(crate) fn sniff_delimiter(text: &str) -> u8 {
-    let header = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default();
-    let semicolons = header.matches(';').count();
-    let commas = header.matches(',').count();
-    if semicolons > commas { b';' } else { b',' }
-}
-
-/// The 1-based line of the record the reader says starts at `byte`. The reader's own line
-/// numbers miss blank lines and CRLF endings, and its byte offset may point at the line
-/// breaks (blank lines) before the record, which are skipped here.
-pub(crate) fn line_at(text: &str, byte: u64) -> u64 {
-    let bytes = text.as_bytes();
-    let mut start = usize::try_from(byte)
-        .unwrap_or(bytes.len())
-        .min(bytes.len());
-    while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
-        start += 1;
-    }
-    1 + bytes[..start].iter().filter(|&&b| b == b'\n').count() as u64
-}
-
 /// Where each column is in a row.
 struct Columns {
     count: usize,
@@ -323,24 +233,18 @@ struct Columns {
     supervisor: Option<usize>,
 }
 
-fn read_header(header: &csv::StringRecord, line: u64, parsed: &mut Parsed) -> Option<Columns> {
-    let at = match header_columns(header, &REQUIRED_COLUMNS, &OPTIONAL_COLUMNS) {
-        Ok(at) => at,
-        Err(problems) => {
-            for p in problems {
-                parsed.problem(line, p);
-            }
-            return None;
+impl Columns {
+    fn of(header: &Header) -> Columns {
+        let at = &header.at;
+        Columns {
+            count: header.count,
+            id: at["id"],
+            full_name: at["full_name"],
+            department_id: at["department_id"],
+            office: at.get("office").copied(),
+            supervisor: at.get("supervisor").copied(),
         }
-    };
-    Some(Columns {
-        count: header.len(),
-        id: at["id"],
-        full_name: at["full_name"],
-        department_id: at["department_id"],
-        office: at.get("office").copied(),
-        supervisor: at.get("supervisor").copied(),
-    })
+    }
 }
 
 enum Integer<'a> {
