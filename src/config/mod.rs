@@ -300,13 +300,8 @@ impl Env {
     pub fn unknown_operators(&self) -> Result<UnknownOperatorsSettings, ConfigError> {
         let mut c = self.checker();
         let db = c.database();
-        let department_id =
-            if c.optional("DEPARTAMENT_ID").is_some() || c.optional("DEPARTMENT_ID").is_some() {
-                c.department()
-            } else {
-                None
-            };
-        let timezone: Tz = c.parsed("CALLS_TIMEZONE", "Europe/Moscow".parse().expect("valid tz"));
+        let department_id = c.optional_department();
+        let timezone = c.timezone();
         c.finish()?;
         Ok(UnknownOperatorsSettings {
             db: db.expect("checked"),
@@ -380,7 +375,7 @@ impl Env {
                 format!("{} is not a readable file", p.display()),
             );
         }
-        let timezone: Tz = c.parsed("CALLS_TIMEZONE", "Europe/Moscow".parse().expect("valid tz"));
+        let timezone = c.timezone();
         let check_day_ago: u32 = c.parsed("CHECK_DAY_AGO", 2);
         let min_call_duration_s: u32 = c.parsed("MIN_CALL_DURATION_S", 30);
         let tbank = c.tbank(retry);
@@ -422,13 +417,8 @@ impl Env {
     pub fn purge(&self) -> Result<PurgeSettings, ConfigError> {
         let mut c = self.checker();
         let db = c.database();
-        let department_id =
-            if c.optional("DEPARTAMENT_ID").is_some() || c.optional("DEPARTMENT_ID").is_some() {
-                c.department()
-            } else {
-                None
-            };
-        let timezone: Tz = c.parsed("CALLS_TIMEZONE", "Europe/Moscow".parse().expect("valid tz"));
+        let department_id = c.optional_department();
+        let timezone = c.timezone();
         let retention_days = c.retention_days();
         c.finish()?;
         Ok(PurgeSettings {
@@ -814,6 +804,20 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// The department as a filter: none when neither spelling is set.
+    fn optional_department(&mut self) -> Option<i32> {
+        if self.optional("DEPARTAMENT_ID").is_some() || self.optional("DEPARTMENT_ID").is_some() {
+            self.department()
+        } else {
+            None
+        }
+    }
+
+    /// CALLS_TIMEZONE: the zone of TQM's wall-clock times and of "today".
+    fn timezone(&mut self) -> Tz {
+        self.parsed("CALLS_TIMEZONE", "Europe/Moscow".parse().expect("valid tz"))
     }
 
     fn department(&mut self) -> Option<i32> {
