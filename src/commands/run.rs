@@ -21,7 +21,7 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
         env.set_flag("LLM_CONCURRENCY", "--concurrency", n);
     }
     warn_ignored(&env);
-    let mut report = Report::new(env.metrics_best_effort(), env.department_best_effort());
+    let mut report = RunReport::new(env.metrics_best_effort(), env.department_best_effort());
     let settings = match env.run() {
         Ok(s) => s,
         Err(e) => {
@@ -130,7 +130,7 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
 }
 
 /// What the run reports at its end however it ends: the summaries, `--json`, metrics.
-struct Report {
+struct RunReport {
     metrics: MetricsSettings,
     department: Option<i32>,
     worst: ExitCode,
@@ -141,9 +141,9 @@ struct Report {
     purge: Option<serde_json::Value>,
 }
 
-impl Report {
-    fn new(metrics: MetricsSettings, department: Option<i32>) -> Report {
-        Report {
+impl RunReport {
+    fn new(metrics: MetricsSettings, department: Option<i32>) -> RunReport {
+        RunReport {
             metrics,
             department,
             worst: ExitCode::Ok,

@@ -158,7 +158,7 @@ impl Prepared {
             halt: admit.clone(),
         };
         let attempts_before = self.llm.http_attempts();
-        let (listing, fatal) = run.stream(&admit, summary).await;
+        let (listing, fatal) = run.stream(summary).await;
         summary.llm_attempts = self.llm.http_attempts() - attempts_before;
 
         let (limit, peak) = self.llm.concurrency();
@@ -286,13 +286,9 @@ impl Prepared {
 
 impl DayRun<'_> {
     /// The day's stream: listing → triage → one [`DayRun::process_call`] per admitted call,
-    /// `in_flight` at a time. Stops admitting on `admit`'s cancellation or on the first
+    /// `in_flight` at a time. Stops admitting when `halt` is cancelled or on the first
     /// fatal error, and then lets the calls in flight finish (unless told to stop at once).
-    async fn stream(
-        &self,
-        admit: &CancellationToken,
-        summary: &mut Summary,
-    ) -> (Listing, Option<RunError>) {
+    async fn stream(&self, summary: &mut Summary) -> (Listing, Option<RunError>) {
         let p = self.prepared;
         let s = &p.settings;
         let opts = self.opts;
@@ -330,7 +326,7 @@ impl DayRun<'_> {
                 };
                 stream::iter(items)
             })
-            .take_until(admit.clone().cancelled_owned())
+            .take_until(self.halt.clone().cancelled_owned())
             // Boxed: the closures' borrowed types would otherwise leak into the run's
             // future and keep it from being spawned.
             .boxed();
@@ -363,7 +359,7 @@ impl DayRun<'_> {
                     Some(Err(e)) => {
                         if fatal.is_none() {
                             tracing::error!("day {}: {e}; admitting no more calls", self.day);
-                            admit.cancel();
+                            self.halt.cancel();
                             fatal = Some(e);
                         }
                     }
