@@ -73,7 +73,7 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
         if opts.stop.signal().is_some() {
             break;
         }
-        let (mut summary, result) = prepared.run_day_summarized(day, &opts).await;
+        let (mut summary, result) = prepared.run_day(day, &opts).await;
         summary.revisit = why;
         let stop_here = match &result {
             Ok(_) => false,

@@ -65,20 +65,14 @@ struct Listing {
 }
 
 impl Prepared {
-    /// Runs one day. `Ok` carries the summary whether or not some calls failed; `Err`
-    /// says why the day could not be run to its end (the summary of what was done is
-    /// logged and recorded in `runs` either way).
-    pub async fn run_day(&self, day: NaiveDate, opts: &RunOptions) -> Result<Summary, RunError> {
-        self.run_day_summarized(day, opts).await.1
-    }
-
-    /// Like [`Prepared::run_day`], but the summary of what was done comes back on error
-    /// too, so an interrupted run still prints it.
-    pub async fn run_day_summarized(
+    /// Runs one day. The summary of what was done comes back however the day ended (an
+    /// interrupted run still prints it); `Err` says why the day could not run to its end.
+    /// Some calls failing is not an error: the summary counts them.
+    pub async fn run_day(
         &self,
         day: NaiveDate,
         opts: &RunOptions,
-    ) -> (Summary, Result<Summary, RunError>) {
+    ) -> (Summary, Result<(), RunError>) {
         let started = Instant::now();
         let mut summary = Summary {
             day: Some(day),
@@ -87,7 +81,6 @@ impl Prepared {
         };
         let result = self.run_locked_day(day, opts, &mut summary).await;
         summary.wall = started.elapsed();
-        let result = result.map(|()| summary.clone());
         (summary, result)
     }
 

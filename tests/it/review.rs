@@ -170,7 +170,8 @@ async fn the_run_summary_counts_calls_per_review_reason() {
     assert_eq!(settings.review_below_percent, 81);
     let opts = RunOptions::default();
     let prepared = pipeline::prepare(settings, &opts).await.unwrap();
-    let summary = prepared.run_day(day(), &opts).await.unwrap();
+    let (summary, result) = prepared.run_day(day(), &opts).await;
+    result.unwrap();
     // The fake's scores make 80 %: below 81 every sales call is low, the zero call too.
     assert_eq!(summary.review_count(ReviewReason::LowScore), 5);
     assert_eq!(summary.review_count(ReviewReason::CriticalMissed), 1);
