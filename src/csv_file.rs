@@ -44,10 +44,6 @@ impl CsvFile {
         })
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     /// Every record, the header row included (blank lines are skipped by the reader).
     pub fn records(&self) -> csv::StringRecordsIntoIter<&[u8]> {
         csv::ReaderBuilder::new()
@@ -90,6 +86,46 @@ impl CsvFile {
             at,
             count: header.len(),
             line,
+        })
+    }
+
+    /// The rows after the header with their lines: blank rows skipped, an unreadable row
+    /// or one with more cells than the header a problem of its line.
+    pub fn rows<'a>(
+        &'a self,
+        records: impl Iterator<Item = csv::Result<StringRecord>> + 'a,
+        header: &Header,
+    ) -> impl Iterator<Item = Result<(u64, StringRecord), LineProblem>> + 'a {
+        let (columns, delimiter) = (header.count, self.delimiter as char);
+        let mut last_line = header.line;
+        records.filter_map(move |record| {
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    let line = e
+                        .position()
+                        .map_or(last_line + 1, |p| line_at(&self.text, p.byte()));
+                    last_line = line;
+                    return Some(Err((line, format!("unreadable: {e}"))));
+                }
+            };
+            let line = record
+                .position()
+                .map_or(last_line + 1, |p| line_at(&self.text, p.byte()));
+            last_line = line;
+            if record.iter().all(|cell| cell.trim().is_empty()) {
+                return None;
+            }
+            if record.len() > columns {
+                return Some(Err((
+                    line,
+                    format!(
+                        "{} cells, but the header has {columns} columns (a value with a {delimiter:?} in it must be quoted)",
+                        record.len(),
+                    ),
+                )));
+            }
+            Some(Ok((line, record)))
         })
     }
 }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 
-use crate::csv_file::{CsvFile, Header, line_at};
+use crate::csv_file::{CsvFile, Header};
 use crate::domain::Checklist;
 use crate::llm::match_criterion;
 use crate::operators::import::LineError;
@@ -60,7 +60,6 @@ impl Parsed {
 }
 
 struct Columns {
-    count: usize,
     call_id: usize,
     criterion: usize,
     score: usize,
@@ -73,7 +72,6 @@ impl Columns {
     fn of(header: &Header) -> Columns {
         let at = &header.at;
         Columns {
-            count: header.count,
             call_id: at["call_id"],
             criterion: at["criterion"],
             score: at["score"],
@@ -94,7 +92,6 @@ pub fn parse(bytes: &[u8], checklist: &Checklist) -> Parsed {
             return parsed;
         }
     };
-    let text = file.text();
     let mut records = file.records();
     let header = match file.header(&mut records, &REQUIRED_COLUMNS, &OPTIONAL_COLUMNS) {
         Ok(h) => h,
@@ -105,42 +102,17 @@ pub fn parse(bytes: &[u8], checklist: &Checklist) -> Parsed {
             return parsed;
         }
     };
-    let header_line = header.line;
     let columns = Columns::of(&header);
 
     let mut first_line: HashMap<(i64, usize, String), u64> = HashMap::new();
-    let mut last_line = header_line;
-    for record in records {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e
-                    .position()
-                    .map_or(last_line + 1, |p| line_at(text, p.byte()));
-                parsed.problem(line, format!("unreadable: {e}"));
-                last_line = line;
+    for row in file.rows(records, &header) {
+        let (line, record) = match row {
+            Ok(row) => row,
+            Err((line, problem)) => {
+                parsed.problem(line, problem);
                 continue;
             }
         };
-        let line = record
-            .position()
-            .map_or(last_line + 1, |p| line_at(text, p.byte()));
-        last_line = line;
-        if record.iter().all(|cell| cell.trim().is_empty()) {
-            continue;
-        }
-        if record.len() > columns.count {
-            parsed.problem(
-                line,
-                format!(
-                    "{} cells, but the header has {} columns (a text with a {:?} in it must be quoted)",
-                    record.len(),
-                    columns.count,
-                    file.delimiter as char
-                ),
-            );
-            continue;
-        }
         let cell = |i: usize| record.get(i).map(str::trim).unwrap_or("");
         let optional = |i: Option<usize>| i.map(cell).unwrap_or("");
 

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use crate::csv_file::{CsvFile, Header, line_at};
+use crate::csv_file::{CsvFile, Header};
 
 pub const REQUIRED_COLUMNS: [&str; 3] = ["id", "full_name", "department_id"];
 pub const OPTIONAL_COLUMNS: [&str; 2] = ["office", "supervisor"];
@@ -113,7 +113,6 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         }
     };
     parsed.delimiter = file.delimiter;
-    let text = file.text();
     let mut records = file.records();
     let header = match file.header(&mut records, &REQUIRED_COLUMNS, &OPTIONAL_COLUMNS) {
         Ok(h) => h,
@@ -124,44 +123,19 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             return parsed;
         }
     };
-    let header_line = header.line;
     let columns = Columns::of(&header);
     parsed.has_office = columns.office.is_some();
     parsed.has_supervisor = columns.supervisor.is_some();
 
     let mut first_line_of_id: HashMap<i32, u64> = HashMap::new();
-    let mut last_line = header_line;
-    for record in records {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e
-                    .position()
-                    .map_or(last_line + 1, |p| line_at(text, p.byte()));
-                parsed.problem(line, format!("unreadable: {e}"));
-                last_line = line;
+    for row in file.rows(records, &header) {
+        let (line, record) = match row {
+            Ok(row) => row,
+            Err((line, problem)) => {
+                parsed.problem(line, problem);
                 continue;
             }
         };
-        let line = record
-            .position()
-            .map_or(last_line + 1, |p| line_at(text, p.byte()));
-        last_line = line;
-        if record.iter().all(|cell| cell.trim().is_empty()) {
-            continue;
-        }
-        if record.len() > columns.count {
-            parsed.problem(
-                line,
-                format!(
-                    "{} cells, but the header has {} columns (a name with a {:?} in it must be quoted)",
-                    record.len(),
-                    columns.count,
-                    parsed.delimiter as char
-                ),
-            );
-            continue;
-        }
         let cell = |i: usize| record.get(i).map(str::trim).unwrap_or("");
         let optional = |i: Option<usize>| i.map(cell).filter(|v| !v.is_empty()).map(str::to_string);
 
@@ -225,7 +199,6 @@ pub fn parse(bytes: &[u8]) -> Parsed {
 
 /// Where each column is in a row.
 struct Columns {
-    count: usize,
     id: usize,
     full_name: usize,
     department_id: usize,
@@ -237,7 +210,6 @@ impl Columns {
     fn of(header: &Header) -> Columns {
         let at = &header.at;
         Columns {
-            count: header.count,
             id: at["id"],
             full_name: at["full_name"],
             department_id: at["department_id"],
