@@ -25,6 +25,11 @@ pub enum Severity {
 /// Implemented by every error that can reach the run.
 pub trait Severe {
     fn severity(&self) -> Severity;
+
+    /// The exit code of a command stopped by this error.
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::from(self.severity())
+    }
 }
 
 /// The signal that interrupted a run.
@@ -105,6 +110,10 @@ impl From<LlmError> for RunError {
 }
 
 impl Severe for RunError {
+    fn exit_code(&self) -> crate::exit::ExitCode {
+        crate::exit::ExitCode::of(self)
+    }
+
     fn severity(&self) -> Severity {
         match self {
             RunError::PromptUnreadable { .. }

@@ -3,6 +3,7 @@
 //! Every column is converted to text by PostgreSQL, the way psql shows it, so numbers keep
 //! their full precision and dates their ISO form.
 
+use crate::error::{Severe, Severity};
 use std::io::Write;
 
 use chrono::NaiveDate;
@@ -11,7 +12,6 @@ use tokio_postgres::Client;
 use tokio_postgres::types::{Kind, ToSql};
 
 use crate::cli::ExportKind;
-use crate::exit::ExitCode;
 
 /// What Excel needs to read a CSV file as UTF-8.
 pub const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -44,13 +44,13 @@ pub enum ExportError {
     },
 }
 
-impl ExportError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Severe for ExportError {
+    fn severity(&self) -> Severity {
         match self {
             ExportError::Input(_) | ExportError::NoReviewQueue | ExportError::Write { .. } => {
-                ExitCode::BadInput
+                Severity::Input
             }
-            ExportError::Query(_) => ExitCode::Unavailable,
+            ExportError::Query(_) => Severity::Unavailable,
         }
     }
 }

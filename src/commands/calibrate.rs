@@ -2,6 +2,7 @@
 //! `import_file` and `report_data` return data for tests; the command functions print it
 //! and map it to an exit code.
 
+use crate::error::{Severe, Severity};
 use std::path::Path;
 
 use crate::calibration::HumanImportCounts;
@@ -40,15 +41,15 @@ fn indent(lines: &[LineError]) -> String {
         .join("\n")
 }
 
-impl CalibrateError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Severe for CalibrateError {
+    fn severity(&self) -> Severity {
         match self {
             CalibrateError::Config(_)
             | CalibrateError::File { .. }
             | CalibrateError::Invalid { .. }
-            | CalibrateError::Range { .. } => ExitCode::BadInput,
-            CalibrateError::Checklist(e) => ExitCode::from(e),
-            CalibrateError::Store(_) => ExitCode::Unavailable,
+            | CalibrateError::Range { .. } => Severity::Input,
+            CalibrateError::Checklist(e) => e.severity(),
+            CalibrateError::Store(_) => Severity::Unavailable,
         }
     }
 }

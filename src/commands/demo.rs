@@ -3,6 +3,7 @@
 use crate::cli::DemoArgs;
 use crate::config::ReportLang;
 use crate::demo::{self, DemoOptions};
+use crate::error::Severe;
 use crate::exit::ExitCode;
 
 pub async fn demo(args: &DemoArgs) -> ExitCode {

@@ -1,5 +1,6 @@
 //! `callq export`: CSV to a file or stdout. Needs only DATA_BASE.
 
+use crate::error::Severe;
 use std::io::Write;
 
 use crate::cli::ExportArgs;

@@ -2,6 +2,7 @@
 //! only DATA_BASE. The `*_report` / `import_file` functions return data for tests; the
 //! command functions print it and map it to an exit code.
 
+use crate::error::{Severe, Severity};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -38,13 +39,13 @@ fn indent(lines: &[LineError]) -> String {
         .join("\n")
 }
 
-impl ImportError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Severe for ImportError {
+    fn severity(&self) -> Severity {
         match self {
             ImportError::Config(_) | ImportError::File { .. } | ImportError::Invalid { .. } => {
-                ExitCode::BadInput
+                Severity::Input
             }
-            ImportError::Store(_) => ExitCode::Unavailable,
+            ImportError::Store(_) => Severity::Unavailable,
         }
     }
 }

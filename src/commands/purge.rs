@@ -2,6 +2,7 @@
 //! only DATA_BASE. `purge_report` returns what was done, for tests; `purge` prints it and
 //! maps it to an exit code.
 
+use crate::error::{Severe, Severity};
 use std::fmt;
 
 use chrono::NaiveDate;
@@ -30,11 +31,11 @@ pub enum PurgeError {
     Store(#[from] StoreError),
 }
 
-impl PurgeError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Severe for PurgeError {
+    fn severity(&self) -> Severity {
         match self {
-            PurgeError::Config(_) | PurgeError::NoAge => ExitCode::BadInput,
-            PurgeError::Store(_) => ExitCode::Unavailable,
+            PurgeError::Config(_) | PurgeError::NoAge => Severity::Input,
+            PurgeError::Store(_) => Severity::Unavailable,
         }
     }
 }
@@ -43,7 +44,7 @@ pub async fn purge(args: &PurgeArgs, env: &Env) -> ExitCode {
     match purge_report(args, env).await {
         Ok(report) => {
             let text = report.to_string();
-            println!("{text}");
+            crate::redact::println(&text);
             tracing::info!("{text}");
             ExitCode::Ok
         }

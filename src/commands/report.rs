@@ -2,6 +2,7 @@
 
 use crate::cli::{FilterArgs, ReportArgs};
 use crate::config::Env;
+use crate::error::Severe;
 use crate::exit::ExitCode;
 use crate::report::{self, ReportRequest};
 
@@ -21,7 +22,7 @@ pub async fn report(args: &ReportArgs, env: &Env) -> ExitCode {
                 w.operators,
                 w.bytes.div_ceil(1024)
             );
-            println!("{line}");
+            crate::redact::println(&line);
             tracing::info!("{line}");
             ExitCode::Ok
         }

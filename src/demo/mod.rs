@@ -6,6 +6,7 @@
 pub mod postgres;
 pub mod world;
 
+use crate::error::{Severe, Severity};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -56,16 +57,24 @@ pub enum DemoError {
     Report(#[from] report::ReportError),
 }
 
-impl DemoError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Severe for DemoError {
+    fn severity(&self) -> Severity {
         match self {
-            DemoError::Cluster(ClusterError::NoServer) | DemoError::Database(_) => {
-                ExitCode::BadInput
-            }
-            DemoError::Io { .. } => ExitCode::BadInput,
+            DemoError::Cluster(ClusterError::NoServer)
+            | DemoError::Database(_)
+            | DemoError::Io { .. } => Severity::Input,
+            DemoError::Run(code) if *code == ExitCode::BadInput => Severity::Input,
+            DemoError::Run(_) => Severity::Unavailable,
+            DemoError::Report(e) => e.severity(),
+            DemoError::Cluster(_) => Severity::Unavailable,
+        }
+    }
+
+    /// The run's own exit code when the demo's run stopped it.
+    fn exit_code(&self) -> ExitCode {
+        match self {
             DemoError::Run(code) => *code,
-            DemoError::Report(e) => e.exit_code(),
-            DemoError::Cluster(_) => ExitCode::Unavailable,
+            other => ExitCode::from(other.severity()),
         }
     }
 }

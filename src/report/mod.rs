@@ -6,13 +6,13 @@ pub mod data;
 pub mod i18n;
 pub mod view;
 
+use crate::error::{Severe, Severity};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use minijinja::{AutoEscape, Environment};
 
 use crate::config::{ReportLang, ReportSettings};
-use crate::exit::ExitCode;
 use crate::store::{Store, StoreError};
 
 pub use data::{ReportData, Scope};
@@ -49,12 +49,12 @@ pub enum ReportError {
     },
 }
 
-impl ReportError {
-    pub fn exit_code(&self) -> ExitCode {
+impl Severe for ReportError {
+    fn severity(&self) -> Severity {
         match self {
-            ReportError::Range { .. } | ReportError::Write { .. } => ExitCode::BadInput,
+            ReportError::Range { .. } | ReportError::Write { .. } => Severity::Input,
             ReportError::Store(_) | ReportError::Query(_) | ReportError::Template(_) => {
-                ExitCode::Unavailable
+                Severity::Unavailable
             }
         }
     }

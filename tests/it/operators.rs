@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::common::{DEPARTMENT, Harness, World, call, day};
 use callq::commands::operators::{ImportError, import_file, unknown_report};
 use callq::config::Env;
+use callq::error::Severe;
 use callq::exit::ExitCode;
 use callq::operators::ImportCounts;
 
