@@ -25,20 +25,12 @@ pub enum CalibrateError {
     #[error("{0}")]
     Checklist(RunError),
     /// Bad lines, in line order; nothing was written.
-    #[error("{path}: {} bad line(s), nothing imported:\n{}", .lines.len(), indent(.lines))]
+    #[error("{path}: {} bad line(s), nothing imported:\n{}", .lines.len(), LineError::list(.lines))]
     Invalid { path: String, lines: Vec<LineError> },
     #[error("--from {from} is after --to {to}")]
     Range { from: String, to: String },
     #[error("{0}")]
     Store(#[from] StoreError),
-}
-
-fn indent(lines: &[LineError]) -> String {
-    lines
-        .iter()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 impl Severe for CalibrateError {

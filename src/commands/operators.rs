@@ -25,18 +25,10 @@ pub enum ImportError {
     #[error("{path}: cannot read: {error}")]
     File { path: String, error: std::io::Error },
     /// Bad lines, in line order; nothing was written.
-    #[error("{path}: {} bad line(s), nothing imported:\n{}", .lines.len(), indent(.lines))]
+    #[error("{path}: {} bad line(s), nothing imported:\n{}", .lines.len(), LineError::list(.lines))]
     Invalid { path: String, lines: Vec<LineError> },
     #[error("{0}")]
     Store(#[from] StoreError),
-}
-
-fn indent(lines: &[LineError]) -> String {
-    lines
-        .iter()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 impl Severe for ImportError {

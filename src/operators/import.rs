@@ -41,6 +41,17 @@ impl fmt::Display for LineError {
     }
 }
 
+impl LineError {
+    /// Bad lines as an error message lists them, one indented line each.
+    pub fn list(lines: &[LineError]) -> String {
+        lines
+            .iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// A parsed file: its valid rows, which optional columns it has, and its bad lines.
 #[derive(Debug, Clone, Default)]
 pub struct Parsed {
