@@ -43,12 +43,6 @@ impl From<Severity> for ExitCode {
     }
 }
 
-impl From<&RunError> for ExitCode {
-    fn from(e: &RunError) -> Self {
-        ExitCode::of(e)
-    }
-}
-
 impl From<ExitCode> for std::process::ExitCode {
     fn from(c: ExitCode) -> Self {
         std::process::ExitCode::from(c.code())

@@ -2,6 +2,7 @@
 //! already scored, from their stored transcripts, saved under an experiment id. `calls` and
 //! its child tables are only read. `compare_data` returns the outcome for tests.
 
+use crate::error::Severe;
 use std::collections::HashMap;
 
 use futures::StreamExt;
@@ -42,7 +43,7 @@ pub async fn compare(args: &CompareArgs, env: Env) -> ExitCode {
         }
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::from(&e)
+            e.exit_code()
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::config_failed;
 use crate::checklist;
 use crate::config::Env;
+use crate::error::Severe;
 use crate::exit::ExitCode;
 use crate::run;
 
@@ -18,7 +19,7 @@ pub async fn criteria(env: &Env) -> ExitCode {
         }
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::from(&e)
+            e.exit_code()
         }
     }
 }

@@ -2,6 +2,7 @@
 //! it must visit again). Prints a summary per day, even for a day that stopped early, and
 //! publishes metrics on every exit.
 
+use crate::error::Severe;
 use chrono::NaiveDate;
 
 use super::purge::PurgeReport;
@@ -48,7 +49,7 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             tracing::error!("{e}");
-            let code = ExitCode::of(&e);
+            let code = e.exit_code();
             return report.finish(args, code, Some(e.to_string())).await;
         }
     };
@@ -162,7 +163,7 @@ impl RunReport {
             self.worst = self.worst.max(ExitCode::SomeFailed);
         }
         if let Some(e) = error {
-            self.worst = self.worst.max(ExitCode::of(&e));
+            self.worst = self.worst.max(e.exit_code());
             self.errors.push(serde_json::json!({
                 "day": summary.day.map(|d| d.to_string()),
                 "error": e.to_string(),
