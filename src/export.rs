@@ -3,7 +3,7 @@
 //! Every column is converted to text by PostgreSQL, the way psql shows it, so numbers keep
 //! their full precision and dates their ISO form.
 
-use crate::error::{Severe, Severity};
+use crate::severity::{Severe, Severity};
 use std::io::Write;
 
 use chrono::NaiveDate;

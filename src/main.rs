@@ -3,6 +3,7 @@
 use clap::Parser;
 
 use callq::cli::{Cli, EnvArgs};
+use callq::severity::{ExitCode, Severity};
 use callq::{commands, logging, tls};
 
 fn main() -> std::process::ExitCode {
@@ -19,7 +20,7 @@ fn main() -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             callq::redact::eprintln(format_args!("callq: cannot start the async runtime: {e}"));
-            return std::process::ExitCode::from(3);
+            return ExitCode::from(Severity::Unavailable).into();
         }
     };
     runtime

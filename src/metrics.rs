@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::MetricsSettings;
 use crate::domain::Outcome;
-use crate::exit::ExitCode;
+use crate::severity::ExitCode;
 use crate::summary::Summary;
 
 /// Renders the last run of one department in the Prometheus text format. With several

@@ -93,6 +93,7 @@ fn describe_csv_error(error: &csv::Error, pos: &csv::Position) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::severity::{Severe, Severity};
     use std::io::Write;
     use std::path::PathBuf;
 
@@ -198,7 +199,7 @@ mod tests {
     fn layout_problems_name_the_file_row_and_cell() {
         let file = write_temp("H\nКат\nКрит,,десять\nКрит 2,,1\n".as_bytes());
         let err = load_file(file.path()).unwrap_err();
-        assert!(err.is_input_error());
+        assert_eq!(err.severity(), Severity::Input);
         let text = err.to_string();
         let expected = format!(
             "file \"{}\": row 3, cell C3: max score \"десять\" is not a number",
@@ -210,7 +211,7 @@ mod tests {
     #[test]
     fn unreadable_and_non_utf8_files_are_input_errors() {
         let err = load_file(Path::new("/nonexistent/criteria.csv")).unwrap_err();
-        assert!(err.is_input_error());
+        assert_eq!(err.severity(), Severity::Input);
         assert!(
             err.to_string().contains("\"/nonexistent/criteria.csv\""),
             "{err}"
@@ -219,7 +220,7 @@ mod tests {
         // "Кат" in Windows-1251.
         let file = write_temp(b"H\n\xca\xe0\xf2\n");
         let err = load_file(file.path()).unwrap_err();
-        assert!(err.is_input_error());
+        assert_eq!(err.severity(), Severity::Input);
         assert!(err.to_string().contains("not UTF-8"), "{err}");
     }
 

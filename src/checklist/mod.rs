@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::domain::{Checklist, format_score};
 use crate::retry::RetryPolicy;
+use crate::severity::{Severe, Severity};
 
 pub use file::load_file;
 pub use layout::{LayoutProblem, Origin, custom_instructions, parse_checklist};
@@ -77,25 +78,15 @@ pub enum ChecklistError {
     FileFormat { path: PathBuf, message: String },
 }
 
-impl ChecklistError {
-    /// True when a person must fix the checklist or its configuration (exit code 2);
-    /// false for trouble that may pass on its own, such as the network.
-    pub fn is_input_error(&self) -> bool {
+/// A person must fix the checklist or its configuration (`Input`); trouble that may pass
+/// on its own, such as the network, leaves the source `Unavailable`.
+impl Severe for ChecklistError {
+    fn severity(&self) -> Severity {
         match self {
             ChecklistError::Layout(_)
             | ChecklistError::FileUnreadable { .. }
-            | ChecklistError::FileFormat { .. } => true,
-            ChecklistError::Sheets(e) => e.is_input_error(),
-        }
-    }
-}
-
-impl crate::error::Severe for ChecklistError {
-    fn severity(&self) -> crate::error::Severity {
-        if self.is_input_error() {
-            crate::error::Severity::Input
-        } else {
-            crate::error::Severity::Unavailable
+            | ChecklistError::FileFormat { .. } => Severity::Input,
+            ChecklistError::Sheets(e) => e.severity(),
         }
     }
 }
@@ -279,7 +270,7 @@ mod tests {
                 message: "category \"Б\" has no criteria".into(),
             },
         ]);
-        assert!(err.is_input_error());
+        assert_eq!(err.severity(), Severity::Input);
         assert_eq!(
             err.to_string(),
             "the checklist breaks the layout (2 problems):\n\

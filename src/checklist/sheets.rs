@@ -22,6 +22,7 @@ use yup_oauth2::{
 
 use super::SheetsSource;
 use crate::retry::{RetryPolicy, Transient, parse_retry_after};
+use crate::severity::{Severe, Severity};
 
 /// Read-only access is all callq needs.
 pub const SCOPE: &str = "https://www.googleapis.com/auth/spreadsheets.readonly";
@@ -128,10 +129,10 @@ pub enum SheetsError {
     NoRootCertificates { message: String },
 }
 
-impl SheetsError {
-    /// True when a person must fix something (the key, the sheet's id or name, sharing)
-    /// before a run can succeed; false for trouble that may pass (network, Google's 5xx).
-    pub fn is_input_error(&self) -> bool {
+/// `Input` when a person must fix something (the key, the sheet's id or name, sharing)
+/// before a run can succeed; `Unavailable` for trouble that may pass (network, Google's 5xx).
+impl Severe for SheetsError {
+    fn severity(&self) -> Severity {
         match self {
             SheetsError::KeyMissing
             | SheetsError::KeyUnreadable { .. }
@@ -139,12 +140,13 @@ impl SheetsError {
             | SheetsError::TokenRejected { .. }
             | SheetsError::SheetNotFound { .. }
             | SheetsError::SpreadsheetNotFound { .. }
-            | SheetsError::AccessDenied { .. } => true,
-            SheetsError::Http { status, .. } => is_client_error(*status),
-            SheetsError::TokenUnavailable { .. }
+            | SheetsError::AccessDenied { .. } => Severity::Input,
+            SheetsError::Http { status, .. } if is_client_error(*status) => Severity::Input,
+            SheetsError::Http { .. }
+            | SheetsError::TokenUnavailable { .. }
             | SheetsError::Network { .. }
             | SheetsError::BadResponse { .. }
-            | SheetsError::NoRootCertificates { .. } => false,
+            | SheetsError::NoRootCertificates { .. } => Severity::Unavailable,
         }
     }
 }
@@ -573,7 +575,7 @@ mod tests {
                 .starts_with("cannot read the JSON_AUTH key file \"/nonexistent/key.json\""),
             "{err}"
         );
-        assert!(err.is_input_error());
+        assert_eq!(err.severity(), Severity::Input);
 
         let err =
             read_key(r#"{"private_key": "-----BEGIN SECRET", "client_email": 5"#).unwrap_err();
@@ -611,7 +613,7 @@ mod tests {
             retry: RetryPolicy::default(),
         };
         let err = SheetsClient::connect(&source).await.err().unwrap();
-        assert!(err.is_input_error(), "{err}");
+        assert_eq!(err.severity(), Severity::Input, "{err}");
         let text = err.to_string();
         assert!(text.starts_with("JSON_AUTH text is not a Google"), "{text}");
         assert!(!text.contains("not really"), "{text}");
@@ -656,15 +658,15 @@ mod tests {
         };
         assert_eq!(http(429).retry_hint(), Some(Some(Duration::from_secs(3))));
         assert!(http(503).retry_hint().is_some());
-        assert!(!http(503).is_input_error());
+        assert_eq!(http(503).severity(), Severity::Unavailable);
         assert!(http(400).retry_hint().is_none());
-        assert!(http(400).is_input_error());
+        assert_eq!(http(400).severity(), Severity::Input);
         let net = SheetsError::Network {
             range: "r".into(),
             message: "refused".into(),
         };
         assert_eq!(net.retry_hint(), Some(None));
-        assert!(!net.is_input_error());
+        assert_eq!(net.severity(), Severity::Unavailable);
     }
 
     #[test]

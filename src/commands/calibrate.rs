@@ -2,17 +2,17 @@
 //! `import_file` and `report_data` return data for tests; the command functions print it
 //! and map it to an exit code.
 
-use crate::error::{Severe, Severity};
 use std::path::Path;
 
 use crate::calibration::HumanImportCounts;
 use crate::calibration::import as human_import;
 use crate::calibration::report::{self, Report};
+use crate::checklist::ChecklistError;
 use crate::cli::{CalibrateImportArgs, CalibrateReportArgs};
 use crate::config::{ConfigError, Env};
-use crate::exit::ExitCode;
 use crate::operators::import::LineError;
-use crate::run::{self as pipeline, RunError};
+use crate::run as pipeline;
+use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::{Store, StoreError};
 
 /// Why a calibration command did nothing.
@@ -23,7 +23,7 @@ pub enum CalibrateError {
     #[error("{path}: cannot read: {error}")]
     File { path: String, error: std::io::Error },
     #[error("{0}")]
-    Checklist(RunError),
+    Checklist(ChecklistError),
     /// Bad lines, in line order; nothing was written.
     #[error("{path}: {} bad line(s), nothing imported:\n{}", .lines.len(), LineError::list(.lines))]
     Invalid { path: String, lines: Vec<LineError> },
@@ -41,7 +41,7 @@ impl Severe for CalibrateError {
             | CalibrateError::Invalid { .. }
             | CalibrateError::Range { .. } => Severity::Input,
             CalibrateError::Checklist(e) => e.severity(),
-            CalibrateError::Store(_) => Severity::Unavailable,
+            CalibrateError::Store(e) => e.severity(),
         }
     }
 }

@@ -6,11 +6,10 @@ use std::fmt::Display;
 
 use crate::config::{ConfigError, Env, RunSettings};
 use crate::domain::{Checklist, Criterion};
-use crate::error::{Severe, Severity};
-use crate::exit::ExitCode;
 use crate::llm::{LlmClient, StructuredOutput, criteria_list, response_schema};
 use crate::operators::Directory;
 use crate::run as pipeline;
+use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::Store;
 use crate::tbank::TbankClient;
 
@@ -44,6 +43,16 @@ impl Report {
         self.line(format!("✗ {what}: {detail}\n    fix: {fix}"));
     }
 
+    /// A failure judged by its error's severity: the user's to fix (`Input`), or a
+    /// service's.
+    fn failed(&mut self, what: &str, error: impl Severe + Display, fix: &str) {
+        if error.severity() == Severity::Input {
+            self.bad_input(what, error, fix)
+        } else {
+            self.unavailable(what, error, fix)
+        }
+    }
+
     /// Works, but not as well as it could; does not fail the check.
     fn warn(&mut self, what: &str, detail: impl Display) {
         self.line(format!("! {what}: {detail}"));
@@ -53,11 +62,12 @@ impl Report {
         self.line(format!("– {what}: not checked ({why})"));
     }
 
+    /// An input problem comes first: it must be fixed before a service can be judged.
     fn exit(&self) -> ExitCode {
         if self.input_failed {
-            ExitCode::BadInput
+            ExitCode::from(Severity::Input)
         } else if self.service_failed {
-            ExitCode::Unavailable
+            ExitCode::from(Severity::Unavailable)
         } else {
             ExitCode::Ok
         }
@@ -151,7 +161,7 @@ async fn database(r: &mut Report, db: &crate::config::DbSettings, department: Op
     let store = match Store::connect(db, 2).await {
         Ok(s) => s,
         Err(e) => {
-            return r.unavailable(
+            return r.failed(
                 "database",
                 e,
                 "check DATA_BASE and that PostgreSQL is running",
@@ -170,7 +180,7 @@ async fn database(r: &mut Report, db: &crate::config::DbSettings, department: Op
                 "run `callq migrate`",
             );
         }
-        Err(e) => return r.unavailable("database", e, "check DATA_BASE"),
+        Err(e) => return r.failed("database", e, "check DATA_BASE"),
     }
     match store.operators().await {
         Ok(rows) => {
@@ -193,14 +203,14 @@ async fn database(r: &mut Report, db: &crate::config::DbSettings, department: Op
                 );
             }
         }
-        Err(e) => r.unavailable("operators", e, "check DATA_BASE"),
+        Err(e) => r.failed("operators", e, "check DATA_BASE"),
     }
 }
 
 fn prompt(r: &mut Report, s: &RunSettings) {
     match pipeline::load_template(&s.prompt_file) {
         Ok(_) => r.ok("prompt template", s.prompt_file.display()),
-        Err(e) => r.bad_input(
+        Err(e) => r.failed(
             "prompt template",
             e,
             "fix PROMPT_FILE (placeholders: {transcription}, {criteria_list}, {custom_instructions}; {{ }} for braces)",
@@ -211,10 +221,10 @@ fn prompt(r: &mut Report, s: &RunSettings) {
 async fn tbank(r: &mut Report, s: &RunSettings) {
     let client = match TbankClient::new(s.tbank.clone()) {
         Ok(c) => c,
-        Err(e) => return r.unavailable("T-Bank", e, "check TBANK_BASE_URL"),
+        Err(e) => return r.failed("T-Bank", e, "check TBANK_BASE_URL"),
     };
     if let Err(e) = client.login().await {
-        return r.unavailable(
+        return r.failed(
             "T-Bank",
             e,
             "check LOGIN, PASSWORD, AUTH_TYPE, AUTH_SYSTEM and TBANK_BASE_URL",
@@ -228,7 +238,7 @@ async fn tbank(r: &mut Report, s: &RunSettings) {
                 s.tbank.login, g.name, g.id
             ),
         ),
-        Err(e) => r.bad_input(
+        Err(e) => r.failed(
             "T-Bank",
             e,
             "set AGENT_GROUP_NAME to one of the names found",

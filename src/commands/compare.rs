@@ -2,22 +2,55 @@
 //! already scored, from their stored transcripts, saved under an experiment id. `calls` and
 //! its child tables are only read. `compare_data` returns the outcome for tests.
 
-use crate::error::Severe;
 use std::collections::HashMap;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::calibration::report::{self, PairRow};
+use crate::checklist::ChecklistError;
 use crate::cli::CompareArgs;
-use crate::config::Env;
+use crate::config::{ConfigError, Env};
 use crate::domain::{Analysis, Usage};
-use crate::exit::ExitCode;
 use crate::experiment::{self, ExperimentCall, ExperimentStart, StoredCall};
-use crate::llm::{LlmClient, PromptBuilder, response_schema};
+use crate::llm::{LlmClient, LlmError, PromptBuilder, response_schema};
 use crate::review;
-use crate::run::{self as pipeline, RunError};
-use crate::store::Store;
+use crate::run::{self as pipeline, PromptFileError};
+use crate::severity::{ExitCode, Severe, Severity};
+use crate::store::{Store, StoreError};
+
+/// Why a comparison stopped. Each source's severity passes through.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The flags or the data they select cannot work.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Prompt(#[from] PromptFileError),
+    #[error(transparent)]
+    Checklist(#[from] ChecklistError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{source}; {}", source.fix())]
+    Llm {
+        #[from]
+        source: LlmError,
+    },
+}
+
+impl Severe for CompareError {
+    fn severity(&self) -> Severity {
+        match self {
+            CompareError::Config(_) | CompareError::Usage(_) => Severity::Input,
+            CompareError::Prompt(e) => e.severity(),
+            CompareError::Checklist(e) => e.severity(),
+            CompareError::Store(e) => e.severity(),
+            CompareError::Llm { source } => source.severity(),
+        }
+    }
+}
 
 /// What a comparison found.
 #[derive(Debug)]
@@ -36,7 +69,7 @@ pub async fn compare(args: &CompareArgs, env: Env) -> ExitCode {
                 print!("{}", describe(&o.report));
             }
             if o.failed > 0 {
-                ExitCode::SomeFailed
+                ExitCode::from(Severity::Call)
             } else {
                 ExitCode::Ok
             }
@@ -50,7 +83,7 @@ pub async fn compare(args: &CompareArgs, env: Env) -> ExitCode {
 
 /// Everything is checked (configuration, template, checklist, database, the sample) before
 /// the first LLM request.
-pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, RunError> {
+pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, CompareError> {
     env.set_flag("PROMPT_FILE", "--prompt-file", args.prompt_file.display());
     if let Some(f) = &args.criteria_file {
         env.set_flag("CRITERIA_FILE", "--criteria-file", f.display());
@@ -63,9 +96,9 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, R
         (Some(d), _, _) => (d, d),
         (None, Some(f), Some(t)) if f <= t => (f, t),
         (None, Some(f), Some(t)) => {
-            return Err(RunError::Usage(format!("--from {f} is after --to {t}")));
+            return Err(CompareError::Usage(format!("--from {f} is after --to {t}")));
         }
-        _ => return Err(RunError::Usage("give --date or --from and --to".into())),
+        _ => return Err(CompareError::Usage("give --date or --from and --to".into())),
     };
     let template = pipeline::load_template(&settings.prompt_file)?;
     let checklist = pipeline::load_checklist(&settings.checklist).await?;
@@ -85,7 +118,7 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, R
     }
     let chosen = experiment::sample(&ids, args.sample as usize, args.seed);
     if chosen.is_empty() {
-        return Err(RunError::Usage(format!(
+        return Err(CompareError::Usage(format!(
             "no scored call with a stored transcript in department {} from {from} to {to}",
             settings.department_id
         )));
@@ -158,7 +191,7 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, R
                     .await?;
                 variant.insert(call.id, analyzed.analysis);
             }
-            Err(e) if e.is_fatal() => {
+            Err(e) if e.severity() > Severity::Call => {
                 tracing::error!("experiment {experiment_id} is incomplete");
                 return Err(e.into());
             }

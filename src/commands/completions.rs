@@ -7,7 +7,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
-use crate::exit::ExitCode;
+use crate::severity::{ExitCode, Severity};
 
 /// The completion script for `shell`.
 pub fn script(shell: Shell) -> Vec<u8> {
@@ -27,7 +27,7 @@ pub fn completions(shell: Shell) -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::Ok,
         Err(e) => {
             crate::redact::eprintln(format_args!("callq: cannot write the completions: {e}"));
-            ExitCode::Unavailable
+            ExitCode::from(Severity::Unavailable)
         }
     }
 }

@@ -3,9 +3,8 @@
 use super::config_failed;
 use crate::checklist;
 use crate::config::Env;
-use crate::error::Severe;
-use crate::exit::ExitCode;
 use crate::run;
+use crate::severity::{ExitCode, Severe};
 
 pub async fn criteria(env: &Env) -> ExitCode {
     let source = match env.checklist_source() {

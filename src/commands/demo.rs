@@ -3,8 +3,7 @@
 use crate::cli::DemoArgs;
 use crate::config::ReportLang;
 use crate::demo::{self, DemoOptions};
-use crate::error::Severe;
-use crate::exit::ExitCode;
+use crate::severity::ExitCode;
 
 pub async fn demo(args: &DemoArgs) -> ExitCode {
     let opts = DemoOptions {

@@ -1,12 +1,11 @@
 //! `callq export`: CSV to a file or stdout. Needs only DATA_BASE.
 
-use crate::error::Severe;
 use std::io::Write;
 
-use crate::cli::ExportArgs;
+use crate::cli::{ExportArgs, ExportKind};
 use crate::config::Env;
-use crate::exit::ExitCode;
 use crate::export::{self, ExportError, ExportFilter};
+use crate::severity::{ExitCode, Severe};
 use crate::store::Store;
 
 pub async fn export(args: &ExportArgs, env: &Env) -> ExitCode {
@@ -18,14 +17,22 @@ pub async fn export(args: &ExportArgs, env: &Env) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
-            return ExitCode::Unavailable;
+            return e.exit_code();
         }
     };
+    // An unmigrated database is told as such, not as a query on a missing view. The review
+    // queue's own absence has its own message (an older callq's database).
+    if args.kind != ExportKind::Review
+        && let Err(e) = store.require_tables(&["v_scored_calls"]).await
+    {
+        tracing::error!("{e}");
+        return e.exit_code();
+    }
     let client = match store.client().await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");
-            return ExitCode::Unavailable;
+            return e.exit_code();
         }
     };
     let filter = ExportFilter {

@@ -2,7 +2,7 @@
 
 use super::config_failed;
 use crate::config::Env;
-use crate::exit::ExitCode;
+use crate::severity::{ExitCode, Severe};
 use crate::store::Store;
 
 pub async fn migrate(env: &Env) -> ExitCode {
@@ -14,7 +14,7 @@ pub async fn migrate(env: &Env) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("{e}");
-            return ExitCode::Unavailable;
+            return e.exit_code();
         }
     };
     match store.migrate().await {
@@ -28,7 +28,7 @@ pub async fn migrate(env: &Env) -> ExitCode {
         }
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::Unavailable
+            e.exit_code()
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod run;
 
 use crate::cli::{CalibrateCommand, Command, EnvArgs, OperatorsCommand};
 use crate::config::{ConfigError, Env};
-use crate::exit::ExitCode;
+use crate::severity::{ExitCode, Severity};
 
 pub async fn dispatch(command: Command, env: Env) -> ExitCode {
     match command {
@@ -44,9 +44,10 @@ pub fn load_env(args: &EnvArgs) -> Env {
     Env::load(&args.path(), args.explicit())
 }
 
+/// A configuration error is always the user's to fix.
 pub(crate) fn config_failed(e: ConfigError) -> ExitCode {
     tracing::error!("{e}");
-    ExitCode::BadInput
+    ExitCode::from(Severity::Input)
 }
 
 pub(crate) fn warn_ignored(env: &Env) {

@@ -2,7 +2,6 @@
 //! only DATA_BASE. The `*_report` / `import_file` functions return data for tests; the
 //! command functions print it and map it to an exit code.
 
-use crate::error::{Severe, Severity};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -11,10 +10,10 @@ use chrono::NaiveDate;
 
 use crate::cli::{OperatorsImportArgs, OperatorsUnknownArgs};
 use crate::config::{ConfigError, Env};
-use crate::exit::ExitCode;
 use crate::operators::Directory;
 use crate::operators::import::{self as operators_import, LineError};
 use crate::operators::{ImportCounts, UnknownOperator};
+use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::{Store, StoreError};
 
 /// Why an import wrote nothing.
@@ -37,7 +36,7 @@ impl Severe for ImportError {
             ImportError::Config(_) | ImportError::File { .. } | ImportError::Invalid { .. } => {
                 Severity::Input
             }
-            ImportError::Store(_) => Severity::Unavailable,
+            ImportError::Store(e) => e.severity(),
         }
     }
 }
@@ -138,19 +137,24 @@ pub enum ReportError {
     Store(#[from] StoreError),
 }
 
+impl Severe for ReportError {
+    fn severity(&self) -> Severity {
+        match self {
+            ReportError::Config(_) => Severity::Input,
+            ReportError::Store(e) => e.severity(),
+        }
+    }
+}
+
 pub async fn unknown(args: &OperatorsUnknownArgs, env: &Env) -> ExitCode {
     match unknown_report(args.days, env).await {
         Ok(report) => {
             print!("{report}");
             ExitCode::Ok
         }
-        Err(ReportError::Config(e)) => {
+        Err(e) => {
             tracing::error!("{e}");
-            ExitCode::BadInput
-        }
-        Err(ReportError::Store(e)) => {
-            tracing::error!("{e}");
-            ExitCode::Unavailable
+            e.exit_code()
         }
     }
 }

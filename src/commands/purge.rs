@@ -2,14 +2,13 @@
 //! only DATA_BASE. `purge_report` returns what was done, for tests; `purge` prints it and
 //! maps it to an exit code.
 
-use crate::error::{Severe, Severity};
 use std::fmt;
 
 use chrono::NaiveDate;
 
 use crate::cli::PurgeArgs;
 use crate::config::{ConfigError, Env};
-use crate::exit::ExitCode;
+use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::{PURGE_BATCH, PurgeCounts, PurgeScope, Store, StoreError};
 
 /// What a purge did (or, for a dry run, would do).
@@ -35,7 +34,7 @@ impl Severe for PurgeError {
     fn severity(&self) -> Severity {
         match self {
             PurgeError::Config(_) | PurgeError::NoAge => Severity::Input,
-            PurgeError::Store(_) => Severity::Unavailable,
+            PurgeError::Store(e) => e.severity(),
         }
     }
 }

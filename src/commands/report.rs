@@ -2,9 +2,8 @@
 
 use crate::cli::{FilterArgs, ReportArgs};
 use crate::config::Env;
-use crate::error::Severe;
-use crate::exit::ExitCode;
 use crate::report::{self, ReportRequest};
+use crate::severity::{ExitCode, Severe};
 
 pub async fn report(args: &ReportArgs, env: &Env) -> ExitCode {
     let settings = match env.report() {

@@ -2,16 +2,16 @@
 //! it must visit again). Prints a summary per day, even for a day that stopped early, and
 //! publishes metrics on every exit.
 
-use crate::error::Severe;
+use crate::severity::Severe;
 use chrono::NaiveDate;
 
 use super::purge::PurgeReport;
 use super::{config_failed, warn_ignored};
 use crate::cli::RunArgs;
 use crate::config::{Env, MetricsSettings};
-use crate::exit::ExitCode;
 use crate::metrics;
 use crate::run::{self, RunError, RunOptions, Stop};
+use crate::severity::ExitCode;
 use crate::summary::Summary;
 
 pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {

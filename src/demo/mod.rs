@@ -6,7 +6,6 @@
 pub mod postgres;
 pub mod world;
 
-use crate::error::{Severe, Severity};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,10 +14,10 @@ use callq_fakes::{FakeGoogle, FakeLlm, FakeTbank, GoogleConfig, LlmConfig, Tbank
 use chrono::NaiveDate;
 
 use crate::cli::{EnvArgs, RunArgs};
-use crate::config::{Env, ReportLang, ReportSettings, parse_database_url};
-use crate::exit::ExitCode;
+use crate::config::{ConfigError, Env, ReportLang, ReportSettings, parse_database_url};
 use crate::report::{self, ReportRequest};
-use crate::store::Store;
+use crate::severity::{ExitCode, Severe, Severity};
+use crate::store::{Store, StoreError};
 
 use postgres::{Cluster, ClusterError};
 
@@ -40,19 +39,25 @@ pub struct DemoOptions {
     pub lang: ReportLang,
 }
 
+/// Why the demo stopped. Each source's severity passes through.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("{0}")]
     Cluster(#[from] ClusterError),
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     #[error("DATA_BASE: {0}")]
-    Database(String),
+    DatabaseUrl(String),
+    #[error("DATA_BASE: {0}")]
+    Store(#[from] StoreError),
+    /// Starting or stopping the throwaway cluster's thread failed.
+    #[error("the cluster's task: {0}")]
+    Task(#[from] tokio::task::JoinError),
     #[error("{path}: {error}")]
     Io {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("the run ended with exit code {}", .0.code())]
-    Run(ExitCode),
     #[error("report: {0}")]
     Report(#[from] report::ReportError),
 }
@@ -60,21 +65,32 @@ pub enum DemoError {
 impl Severe for DemoError {
     fn severity(&self) -> Severity {
         match self {
-            DemoError::Cluster(ClusterError::NoServer)
-            | DemoError::Database(_)
-            | DemoError::Io { .. } => Severity::Input,
-            DemoError::Run(code) if *code == ExitCode::BadInput => Severity::Input,
-            DemoError::Run(_) => Severity::Unavailable,
+            DemoError::Cluster(e) => e.severity(),
+            DemoError::Store(e) => e.severity(),
             DemoError::Report(e) => e.severity(),
-            DemoError::Cluster(_) => Severity::Unavailable,
+            DemoError::Config(_) | DemoError::DatabaseUrl(_) | DemoError::Io { .. } => {
+                Severity::Input
+            }
+            DemoError::Task(_) => Severity::Unavailable,
         }
     }
+}
 
-    /// The run's own exit code when the demo's run stopped it.
-    fn exit_code(&self) -> ExitCode {
+/// Why the demo ended early: its own error, or the run it drives stopping (exit 2 or 3),
+/// whose exit code the demo keeps as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoStop {
+    #[error(transparent)]
+    Failed(#[from] DemoError),
+    #[error("the run ended with exit code {}", .0.code())]
+    Run(ExitCode),
+}
+
+impl DemoStop {
+    pub fn exit_code(&self) -> ExitCode {
         match self {
-            DemoError::Run(code) => *code,
-            other => ExitCode::from(other.severity()),
+            DemoStop::Failed(e) => e.exit_code(),
+            DemoStop::Run(code) => *code,
         }
     }
 }
@@ -98,7 +114,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DemoError + '_ {
     }
 }
 
-pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoError> {
+pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoStop> {
     std::fs::create_dir_all(&opts.out).map_err(io(&opts.out))?;
     let (url, cluster) = match &opts.database {
         Some(url) => (url.clone(), None),
@@ -106,8 +122,11 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoError> {
             println!("Starting a throwaway PostgreSQL cluster…");
             let cluster = tokio::task::spawn_blocking(Cluster::start)
                 .await
-                .map_err(|e| DemoError::Database(e.to_string()))??;
-            create_database(&cluster.admin_url(), "calls").await?;
+                .map_err(DemoError::from)?
+                .map_err(DemoError::from)?;
+            create_database(&cluster.admin_url(), "calls")
+                .await
+                .map_err(DemoError::from)?;
             let url = cluster.url("calls");
             (url, Some(cluster))
         }
@@ -172,21 +191,12 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     );
     std::fs::write(&env_path, env_text).map_err(io(&env_path))?;
     let env = Env::load_with(&env_path, true, Vec::new());
-    let db = env
-        .database()
-        .map_err(|e| DemoError::Database(e.to_string()))?;
+    let db = env.database().map_err(DemoError::from)?;
 
     // The directory must know the operators before the run matches names against it.
-    let store = Store::connect(&db, 2)
-        .await
-        .map_err(|e| DemoError::Database(e.to_string()))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| DemoError::Database(e.to_string()))?;
-    fill_directory(&store)
-        .await
-        .map_err(|e| DemoError::Database(e.to_string()))?;
+    let store = Store::connect(&db, 2).await.map_err(DemoError::from)?;
+    store.migrate().await.map_err(DemoError::from)?;
+    fill_directory(&store).await.map_err(DemoError::from)?;
 
     // Exactly what `callq run --from … --to … --env-file .env.demo` does.
     let args = RunArgs {
@@ -205,12 +215,12 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     };
     let run_exit = crate::commands::run::run(&args, env).await;
     if run_exit > ExitCode::SomeFailed {
-        return Err(DemoError::Run(run_exit));
+        return Err(DemoStop::Run(run_exit));
     }
 
     let report_path = opts.out.join("report.html");
     let settings = ReportSettings {
-        db: parse_database_url(&url).map_err(DemoError::Database)?,
+        db: parse_database_url(&url).map_err(DemoError::DatabaseUrl)?,
         lang: opts.lang,
     };
     let request = ReportRequest {
@@ -219,14 +229,16 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoError> {
         department: Some(world::DEPARTMENT),
         operator: None,
     };
-    report::write(&settings, &request, &report_path).await?;
+    report::write(&settings, &request, &report_path)
+        .await
+        .map_err(DemoError::from)?;
     let stop_command = match cluster {
         Some(c) if opts.keep => Some(c.keep()),
         Some(c) => {
             drop(store);
             tokio::task::spawn_blocking(move || drop(c))
                 .await
-                .map_err(|e| DemoError::Database(e.to_string()))?;
+                .map_err(DemoError::from)?;
             None
         }
         None => None,
@@ -241,21 +253,23 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoError> {
     })
 }
 
-async fn create_database(admin_url: &str, name: &str) -> Result<(), DemoError> {
+async fn create_database(admin_url: &str, name: &str) -> Result<(), StoreError> {
     let (client, conn) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
         .await
-        .map_err(|e| DemoError::Database(e.to_string()))?;
+        .map_err(|source| StoreError::Connect {
+            target: "the throwaway cluster".into(),
+            source,
+        })?;
     let task = tokio::spawn(conn);
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .map_err(|e| DemoError::Database(e.to_string()))?;
+        .await?;
     drop(client);
     let _ = task.await;
     Ok(())
 }
 
-async fn fill_directory(store: &Store) -> Result<(), crate::store::StoreError> {
+async fn fill_directory(store: &Store) -> Result<(), StoreError> {
     let client = store.client().await?;
     client
         .execute(

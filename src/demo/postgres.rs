@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::severity::{Severe, Severity};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error(
@@ -17,6 +19,15 @@ pub enum ClusterError {
     NoServer,
     #[error("{step} failed: {detail}")]
     Step { step: String, detail: String },
+}
+
+impl Severe for ClusterError {
+    fn severity(&self) -> Severity {
+        match self {
+            ClusterError::NoServer => Severity::Input,
+            ClusterError::Step { .. } => Severity::Unavailable,
+        }
+    }
 }
 
 /// A running cluster; stopped and removed on drop unless [`Cluster::keep`] was called.

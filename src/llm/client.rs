@@ -256,11 +256,13 @@ impl LlmClient {
                 Err(LlmError::Unavailable {
                     attempts,
                     last_error,
+                    last_status,
                     ..
                 }) => {
                     return Err(LlmError::Unavailable {
                         attempts,
                         last_error,
+                        last_status,
                         usage: tally.usage,
                         cost: tally.cost(prices),
                     });
@@ -417,6 +419,7 @@ impl LlmClient {
                 .map(|c| Completion { gateway_cost, ..c })
                 .map_err(|message| SendError::Retryable {
                     message,
+                    status: None,
                     retry_after: None,
                 });
         }
@@ -425,6 +428,7 @@ impl LlmClient {
             // 408 is the server's own timeout: as transient as ours.
             408 | 429 | 500..=599 => SendError::Retryable {
                 message: format!("HTTP {code}: {message}"),
+                status: Some(code),
                 retry_after,
             },
             400 | 422 if schema.is_some() && mentions_structured_output(&text) => {
@@ -457,6 +461,7 @@ impl LlmClient {
         }
         SendError::Retryable {
             message: self.redact(&message),
+            status: None,
             retry_after: None,
         }
     }
@@ -477,6 +482,8 @@ impl LlmClient {
 enum SendError {
     Retryable {
         message: String,
+        /// The gateway's answer, when there was one (408, 429, 5xx).
+        status: Option<u16>,
         retry_after: Option<Duration>,
     },
     ResponseFormatRejected {
@@ -517,9 +524,12 @@ impl Transient for SendError {
 impl SendError {
     fn into_llm_error(self, attempts: u32) -> LlmError {
         match self {
-            SendError::Retryable { message, .. } => LlmError::Unavailable {
+            SendError::Retryable {
+                message, status, ..
+            } => LlmError::Unavailable {
                 attempts,
                 last_error: message,
+                last_status: status,
                 usage: Usage::default(),
                 cost: None,
             },
@@ -542,6 +552,7 @@ impl SendError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::severity::{Severe, Severity};
 
     fn settings(base_url: &str, token: &str) -> LlmSettings {
         LlmSettings {
@@ -583,7 +594,7 @@ mod tests {
         for bad in ["localhost:4000", "ftp://x/v1", "not a url"] {
             let e = LlmClient::new(settings(bad, "t")).unwrap_err();
             assert!(
-                matches!(e, LlmError::Setup(_)) && e.is_fatal(),
+                matches!(e, LlmError::Setup(_)) && e.severity() == Severity::Unavailable,
                 "{bad}: {e}"
             );
         }

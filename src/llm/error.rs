@@ -2,6 +2,7 @@
 //! most likely points at.
 
 use crate::domain::{Cost, Usage};
+use crate::severity::{Severe, Severity};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LlmError {
@@ -29,6 +30,9 @@ pub enum LlmError {
     Unavailable {
         attempts: u32,
         last_error: String,
+        /// The HTTP status of the last attempt's answer (429, 5xx); `None` when the gateway
+        /// was not reached or did not answer in time.
+        last_status: Option<u16>,
         usage: Usage,
         cost: Option<Cost>,
     },
@@ -42,25 +46,21 @@ pub enum LlmError {
     },
 }
 
-impl crate::error::Severe for LlmError {
-    fn severity(&self) -> crate::error::Severity {
-        if self.is_fatal() {
-            crate::error::Severity::Unavailable
-        } else {
-            crate::error::Severity::Call
+impl Severe for LlmError {
+    /// `Unavailable` when no other call could succeed either: the run stops.
+    fn severity(&self) -> Severity {
+        match self {
+            LlmError::Setup(_) | LlmError::Fatal { .. } | LlmError::Refusing { .. } => {
+                Severity::Unavailable
+            }
+            LlmError::Rejected { .. }
+            | LlmError::Unavailable { .. }
+            | LlmError::InvalidContent { .. } => Severity::Call,
         }
     }
 }
 
 impl LlmError {
-    /// Whether the whole run must stop (no other call could succeed either).
-    pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            LlmError::Setup(_) | LlmError::Fatal { .. } | LlmError::Refusing { .. }
-        )
-    }
-
     /// Tokens spent on the call before it failed.
     pub fn usage(&self) -> Usage {
         match self {
@@ -87,9 +87,10 @@ impl LlmError {
             }
             | LlmError::Rejected { status, message } => likely_cause(*status, message).fix(),
             // The gateway answered, with 429/5xx to the end.
-            LlmError::Unavailable { last_error, .. } if last_error.starts_with("HTTP ") => {
-                "the gateway or the provider behind it keeps failing; see its message"
-            }
+            LlmError::Unavailable {
+                last_status: Some(_),
+                ..
+            } => "the gateway or the provider behind it keeps failing; see its message",
             LlmError::Unavailable { .. } => "check LLM_BASE_URL and that the gateway is up",
             LlmError::InvalidContent { .. } => "check that MODEL follows the prompt's JSON format",
         }

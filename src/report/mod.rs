@@ -6,7 +6,7 @@ pub mod data;
 pub mod i18n;
 pub mod view;
 
-use crate::error::{Severe, Severity};
+use crate::severity::{Severe, Severity};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;

@@ -7,8 +7,8 @@
 use super::RunError;
 use super::day::DayRun;
 use crate::domain::{Call, Cost, Outcome, Usage};
-use crate::error::{Severe, Severity};
 use crate::llm::{Analyzed, LlmError};
+use crate::severity::{Severe, Severity};
 use crate::store::{CallRecord, Claim, Failure};
 
 /// A listed call the triage let in: a known operator, not stored yet.

@@ -5,6 +5,7 @@
 
 mod call;
 mod day;
+mod error;
 pub mod stop;
 
 use chrono::NaiveDate;
@@ -17,8 +18,8 @@ use crate::operators::Directory;
 use crate::store::{Revisit, Store};
 use crate::tbank::{Group, TbankClient};
 
-pub use crate::error::RunError;
 pub(crate) use call::Finished;
+pub use error::{PromptFileError, RunError, Signal};
 pub use stop::Stop;
 
 /// How far back the nightly run looks for days with failed or untranscribed calls.
@@ -127,19 +128,21 @@ pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepare
 }
 
 /// Reads and checks the department's prompt template (PROMPT_FILE).
-pub fn load_template(path: &std::path::Path) -> Result<Template, RunError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RunError::PromptUnreadable {
+pub fn load_template(path: &std::path::Path) -> Result<Template, PromptFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PromptFileError::Unreadable {
         path: path.to_path_buf(),
         source,
     })?;
-    Template::parse(&text).map_err(|source| RunError::PromptInvalid {
+    Template::parse(&text).map_err(|source| PromptFileError::Invalid {
         path: path.to_path_buf(),
         source,
     })
 }
 
-pub async fn load_checklist(source: &checklist::Source) -> Result<Checklist, RunError> {
-    Ok(checklist::load(source).await?)
+pub async fn load_checklist(
+    source: &checklist::Source,
+) -> Result<Checklist, checklist::ChecklistError> {
+    checklist::load(source).await
 }
 
 impl Prepared {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Signal;
+use super::Signal;
 
 #[derive(Clone, Default)]
 pub struct Stop {

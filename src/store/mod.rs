@@ -18,6 +18,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::DbSettings;
+use crate::severity::{Severe, Severity};
 
 pub use claims::Claim;
 pub use lock::DayLock;
@@ -57,17 +58,33 @@ pub enum StoreError {
     NotMigrated(String),
 }
 
-impl crate::error::Severe for StoreError {
-    fn severity(&self) -> crate::error::Severity {
-        use crate::error::Severity;
+impl Severe for StoreError {
+    fn severity(&self) -> Severity {
         match self {
             StoreError::NotMigrated(_) => Severity::Input,
-            // A statement refused for this call's data fails this call; a closed connection
-            // means the database is gone.
-            StoreError::Query(e) if !e.is_closed() && e.as_db_error().is_some() => Severity::Call,
+            // A statement refused for its data fails that call; a closed connection means
+            // the database is gone, and a refusal no statement escapes (permissions, a
+            // missing table, a full disk, a shutdown) stops the run wherever it happens.
+            StoreError::Query(e) if !e.is_closed() => match e.as_db_error() {
+                Some(db) if refuses_every_statement(db.code()) => Severity::Unavailable,
+                Some(_) => Severity::Call,
+                None => Severity::Unavailable,
+            },
             _ => Severity::Unavailable,
         }
     }
+}
+
+/// SQLSTATE classes of a database that cannot do the run's work at all, whatever the
+/// data: connection (08), authorization (28), catalog (3D), schema (3F), access rules and
+/// undefined objects (42), resources (53), operator intervention (57), system (58),
+/// internal (XX); and a read-only transaction (25006).
+fn refuses_every_statement(code: &tokio_postgres::error::SqlState) -> bool {
+    let code = code.code();
+    code == "25006"
+        || ["08", "28", "3D", "3F", "42", "53", "57", "58", "XX"]
+            .iter()
+            .any(|class| code.starts_with(class))
 }
 
 /// A database error as the server put it: message, detail, hint, constraint; else the

@@ -3,7 +3,7 @@
 //! model gives.
 
 use crate::common::{Harness, World, call, day};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::{FakeCall, expected_score, scenario};
 use chrono::{Days, NaiveDate, NaiveTime};
 

@@ -5,7 +5,7 @@ use crate::common::{Harness, World, day};
 use callq::cli::{CalibrateCommand, Cli, Command};
 use callq::commands::calibrate::report_data;
 use callq::config::Env;
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::scenario;
 use clap::Parser;
 use serde_json::Value;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use callq::checklist::{self, ChecklistError, SheetsError, SheetsSource, Source};
 use callq::retry::RetryPolicy;
+use callq::severity::{Severe, Severity};
 use callq_fakes::scenario::{
     CHECKLIST_SHEET, INSTRUCTIONS_SHEET, sample_checklist_criteria, sample_checklist_rows,
     sample_instructions, sample_instructions_rows,
@@ -113,7 +114,7 @@ async fn unknown_sheet_is_an_input_error_naming_the_sheet() {
         ),
         "{err:?}"
     );
-    assert!(err.is_input_error());
+    assert_eq!(err.severity(), Severity::Input);
     let text = err.to_string();
     assert!(
         text.contains("no sheet named \"Чек-лист отдел 2\""),
@@ -137,7 +138,7 @@ async fn unknown_prompt_sheet_names_its_own_setting() {
         .await
         .unwrap_err();
 
-    assert!(err.is_input_error());
+    assert_eq!(err.severity(), Severity::Input);
     assert!(
         err.to_string()
             .contains("REQUIREMENTS_SHEET_NAME_PROMPT_FOR_AI"),
@@ -155,7 +156,7 @@ async fn unknown_spreadsheet_is_an_input_error() {
         .await
         .unwrap_err();
 
-    assert!(err.is_input_error());
+    assert_eq!(err.severity(), Severity::Input);
     let text = err.to_string();
     assert!(
         text.contains("spreadsheet no-such-spreadsheet was not found"),
@@ -182,7 +183,7 @@ async fn broken_layout_names_sheet_row_and_cell() {
         .await
         .unwrap_err();
 
-    assert!(err.is_input_error());
+    assert_eq!(err.severity(), Severity::Input);
     assert!(
         err.to_string().contains(
             "sheet \"Сломанный лист\": row 3, cell C3: max score \"десять\" is not a number"
@@ -210,7 +211,7 @@ async fn key_of_another_service_account_is_rejected_without_leaking_it() {
         ),
         "{err:?}"
     );
-    assert!(err.is_input_error());
+    assert_eq!(err.severity(), Severity::Input);
     let text = err.to_string();
     assert!(text.contains("someone-else@"), "{text}");
     assert!(text.contains("invalid_grant"), "{text}");
@@ -237,7 +238,7 @@ async fn unreachable_sheets_api_is_retried_then_reported_as_network_trouble() {
         matches!(err, ChecklistError::Sheets(SheetsError::Network { .. })),
         "{err:?}"
     );
-    assert!(!err.is_input_error());
+    assert_eq!(err.severity(), Severity::Unavailable);
     assert!(err.to_string().contains(CHECKLIST_SHEET), "{err}");
 }
 
@@ -328,7 +329,7 @@ async fn spreadsheet_not_shared_says_whom_to_share_it_with() {
         ),
         "{err:?}"
     );
-    assert!(err.is_input_error());
+    assert_eq!(err.severity(), Severity::Input);
     let text = err.to_string();
     assert!(
         text.contains("callq-tests@callq-fake.iam.gserviceaccount.com"),
@@ -357,7 +358,7 @@ async fn disabled_sheets_api_passes_googles_advice_on() {
         ),
         "{err:?}"
     );
-    assert!(err.is_input_error());
+    assert_eq!(err.severity(), Severity::Input);
     assert!(err.to_string().contains("Enable it by visiting"), "{err}");
 }
 
@@ -399,7 +400,7 @@ async fn persistent_server_errors_give_up_as_transient_trouble() {
 
     let err = load_via(&canned, &google, 3).await.unwrap_err();
 
-    assert!(!err.is_input_error());
+    assert_eq!(err.severity(), Severity::Unavailable);
     assert_eq!(
         err.to_string(),
         format!(
@@ -420,6 +421,6 @@ async fn unreadable_answer_is_reported_not_retried() {
         matches!(err, ChecklistError::Sheets(SheetsError::BadResponse { .. })),
         "{err:?}"
     );
-    assert!(!err.is_input_error());
+    assert_eq!(err.severity(), Severity::Unavailable);
     assert_eq!(canned.requests(), 1);
 }

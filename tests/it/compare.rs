@@ -6,7 +6,7 @@ use crate::common::{Harness, World, day};
 use callq::cli::{Cli, Command};
 use callq::commands::compare::compare_data;
 use callq::config::Env;
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::scenario;
 use clap::Parser;
 

@@ -5,7 +5,7 @@ use crate::common::TestDb;
 use callq::config::ReportLang;
 use callq::demo::world::{self, Kind};
 use callq::demo::{DemoOptions, postgres};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 
 fn options(dir: &std::path::Path, database: Option<String>) -> DemoOptions {
     DemoOptions {

@@ -2,7 +2,7 @@
 //! moments of a day, answers that are neither a transcript nor an HTTP error.
 
 use crate::common::{Harness, World, call, day};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 
 const OP1: (i64, &str) = (5512, "Иванова Анна");
 

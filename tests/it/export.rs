@@ -2,7 +2,7 @@
 //! queue's view required.
 
 use crate::common::{Harness, World, day};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 
 fn read(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>, u8) {
     let bytes = std::fs::read(path).unwrap();

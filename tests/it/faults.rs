@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::{FakeCall, LlmConfig, scenario};
 
 use crate::common::proxy::{TcpProxy, silent_listener};

@@ -4,7 +4,7 @@
 //! `callq check` names what to fix.
 
 use crate::common::{Harness, World, call, day};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::{Refusal, scenario};
 
 const OP1: (i64, &str) = (5512, "Иванова Анна");

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{Harness, World, call, day};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::{LlmConfig, scenario};
 use serde_json::Value;
 

@@ -9,6 +9,7 @@ use callq::llm::{
     Analyzed, LlmClient, LlmError, LlmSettings, PromptBuilder, Template, response_schema,
 };
 use callq::retry::RetryPolicy;
+use callq::severity::{Severe, Severity};
 use callq_fakes::{FakeLlm, LlmConfig, Refusal, expected_score};
 use serde_json::Value;
 
@@ -235,7 +236,7 @@ async fn three_unusable_answers_fail_the_call_but_not_the_run() {
     };
     assert_eq!(attempts, 3);
     assert!(last_error.contains("no JSON analysis"), "{last_error}");
-    assert!(!e.is_fatal());
+    assert_eq!(e.severity(), Severity::Call);
     assert_eq!(usage.prompt_tokens, 3 * prompt_tokens(&s.prompt(says)));
     assert_eq!(e.usage(), usage);
     assert_eq!(fake.requests(), 3);
@@ -276,7 +277,7 @@ async fn a_rejected_key_is_fatal_at_once() {
     let s = setup();
 
     let e = s.analyze(&client, "Алло").await.unwrap_err();
-    assert!(e.is_fatal(), "{e:?}");
+    assert_eq!(e.severity(), Severity::Unavailable, "{e:?}");
     assert!(matches!(e, LlmError::Fatal { status: 401, .. }), "{e:?}");
     assert!(!e.to_string().contains(TOKEN));
     assert_eq!(fake.requests(), 1, "not retried");
@@ -315,7 +316,7 @@ async fn server_errors_are_retried_and_then_give_up_without_stopping_the_run() {
         matches!(e, LlmError::Unavailable { attempts: 4, ref last_error, .. } if last_error.contains("500")),
         "{e:?}"
     );
-    assert!(!e.is_fatal());
+    assert_eq!(e.severity(), Severity::Call);
     assert_eq!(fake.served_500(), 4);
 
     // Failures within the retry budget are invisible to the caller.
@@ -433,7 +434,7 @@ async fn alike_refusals_of_every_request_trip_the_breaker() {
             matches!(e, LlmError::Refusing { status: 400, message, count: 5 } if message == "No connected db."),
             "{e:?}"
         );
-        assert!(e.is_fatal());
+        assert_eq!(e.severity(), Severity::Unavailable);
         assert!(e.fix().contains("TOKEN_LLM"), "{}", e.fix());
     }
     assert_eq!(fake.requests(), 8, "one request per call, none retried");
@@ -466,7 +467,7 @@ async fn a_context_too_long_refusal_fails_that_call_only() {
                 matches!(e, LlmError::Rejected { status: 400, message } if message.contains("maximum context length")),
                 "{e:?}"
             );
-            assert!(!e.is_fatal());
+            assert_eq!(e.severity(), Severity::Call);
         } else {
             assert!(r.is_ok(), "call {i}: {r:?}");
         }

@@ -1,8 +1,10 @@
 //! Switching from the old tool: `callq migrate` and `callq run` on a database the old tool
-//! created, with its own column types and data, keep that data and work.
+//! created, with its own column types and data, keep that data and work; a database not
+//! migrated yet is told as such by every command.
 
-use crate::common::{Harness, World, day};
-use callq::exit::ExitCode;
+use crate::common::{Harness, TestDb, World, day};
+use callq::severity::{ExitCode, Severe};
+use callq::store::StoreError;
 use callq_fakes::scenario;
 
 /// Tables as an older tool may have made them: serial/integer ids, numeric scores, no
@@ -87,4 +89,45 @@ async fn an_old_tools_database_is_migrated_and_scored_into() {
         4 * 7
     );
     assert_eq!(h.count("SELECT count(*) FROM call_transcripts").await, 4);
+}
+
+/// Whichever command meets the unmigrated database, it exits as the store's own error says:
+/// no wrapper makes it worse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_not_migrated_exits_alike_from_every_command() {
+    let h = Harness::start(World::default()).await;
+    let empty = TestDb::create().await;
+    h.set_env(&format!("DATA_BASE={}", empty.url));
+    let expected = StoreError::NotMigrated("calls".into()).exit_code();
+    assert_eq!(
+        expected,
+        ExitCode::BadInput,
+        "the user runs `callq migrate`"
+    );
+    let date = day().to_string();
+    for args in [
+        &["run", "--date", &date, "--dry-run"][..],
+        &["export", "calls"][..],
+        &["export", "evaluations"][..],
+        &["operators", "unknown"][..],
+        &["purge", "--older-than", "90", "--dry-run"][..],
+    ] {
+        assert_eq!(h.callq(args).await, expected, "callq {args:?}");
+    }
+    assert_eq!(
+        h.count("SELECT count(*) FROM calls").await,
+        0,
+        "the harness's own database was not touched"
+    );
+    let tables = empty
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(tables, 0, "nothing was created in the unmigrated database");
 }

@@ -3,7 +3,7 @@
 //! a customer's words or number, RETENTION_DAYS in the nightly run, and `compare` masking a
 //! transcript stored raw.
 
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::{FakeCall, LlmConfig};
 use chrono::Days;
 use serde_json::json;

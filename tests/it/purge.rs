@@ -6,7 +6,7 @@ use crate::common::{DEPARTMENT, Harness, TestDb, World, day};
 use callq::cli::{Cli, Command, PurgeArgs};
 use callq::commands::purge::{PurgeReport, purge_report};
 use callq::config::{Env, parse_database_url};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq::store::{PurgeCounts, PurgeScope, Store};
 use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime};
 use clap::Parser;

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use crate::common::{Harness, World, day};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 
 /// The review queue as the view's own migration may define it; this test's stand-in.
 const REVIEW_VIEW: &str = "

@@ -7,8 +7,8 @@ use std::path::Path;
 use crate::common::{Harness, World, day};
 use callq::config::Env;
 use callq::domain::ReviewReason;
-use callq::exit::ExitCode;
 use callq::run::{self as pipeline, RunOptions};
+use callq::severity::ExitCode;
 use callq_fakes::{INVENTED_QUOTE, markers, scenario};
 use serde_json::Value;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::common::{DEPARTMENT, Harness, World, call, day, expected_totals};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::{TbankFaults, scenario};
 use chrono::NaiveTime;
 use serde_json::json;

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::common::TestDb;
 use callq::config::Env;
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq::store::{MIGRATIONS, MIGRATIONS_TABLE};
 
 const WRITE_VAR: &str = "CALLQ_WRITE_SCHEMA";

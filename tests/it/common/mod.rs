@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use callq::cli::Cli;
 use callq::config::Env;
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq_fakes::scenario::{CHECKLIST_SHEET, INSTRUCTIONS_SHEET};
 use callq_fakes::{
     FakeCall, FakeGoogle, FakeLlm, FakeTbank, GoogleConfig, LlmConfig, TbankConfig, scenario,

@@ -1,6 +1,7 @@
-//! The one error model. Every module's error says how bad it is through [`Severe`]; the
-//! run stops on anything worse than [`Severity::Call`], and the command layer turns the
-//! run's error into an exit code in one place (`exit::ExitCode::of`).
+//! Why a run (or one of its days) could not do its job. Wraps the clients' errors and
+//! passes their severity through; only the run's own conditions (the lock, a signal) are
+//! judged here, and a signal is the one thing that gives an exit code other than the
+//! severity's.
 
 use std::path::PathBuf;
 
@@ -8,35 +9,25 @@ use chrono::NaiveDate;
 
 use crate::checklist::ChecklistError;
 use crate::llm::{LlmError, TemplateError};
+use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::StoreError;
 use crate::tbank::TbankError;
-
-/// How far an error reaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Severity {
-    /// One call failed; it is recorded and retried by a later run. The run goes on.
-    Call,
-    /// The input or the configuration is wrong; nothing more should be spent until it is fixed.
-    Input,
-    /// A service the whole run needs is unavailable or refuses us (login, key, database).
-    Unavailable,
-}
-
-/// Implemented by every error that can reach the run.
-pub trait Severe {
-    fn severity(&self) -> Severity;
-
-    /// The exit code of a command stopped by this error.
-    fn exit_code(&self) -> crate::exit::ExitCode {
-        crate::exit::ExitCode::from(self.severity())
-    }
-}
 
 /// The signal that interrupted a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
     Interrupt,
     Terminate,
+}
+
+impl Signal {
+    /// 128 + the signal's number, as a shell reports a process killed by it.
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Signal::Interrupt => ExitCode::Interrupted,
+            Signal::Terminate => ExitCode::Terminated,
+        }
+    }
 }
 
 impl std::fmt::Display for Signal {
@@ -48,19 +39,32 @@ impl std::fmt::Display for Signal {
     }
 }
 
-/// Why a run (or one of its days) could not do its job. Keeps its sources.
+/// The department's prompt template (PROMPT_FILE) cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum PromptFileError {
     #[error("PROMPT_FILE {}: cannot read: {source}", path.display())]
-    PromptUnreadable {
+    Unreadable {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("PROMPT_FILE {}: {source}", path.display())]
-    PromptInvalid {
+    Invalid {
         path: PathBuf,
         source: TemplateError,
     },
+}
+
+impl Severe for PromptFileError {
+    fn severity(&self) -> Severity {
+        Severity::Input
+    }
+}
+
+/// Why a run (or one of its days) could not do its job. Keeps its sources.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Prompt(#[from] PromptFileError),
     #[error(transparent)]
     Checklist(#[from] ChecklistError),
     #[error("AGENT_GROUP_NAME: {0}")]
@@ -87,11 +91,6 @@ pub enum RunError {
     },
     #[error("interrupted by {0}")]
     Interrupted(Signal),
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The command's flags or the data they select cannot work.
-    #[error("{0}")]
-    Usage(String),
 }
 
 impl From<TbankError> for RunError {
@@ -110,25 +109,24 @@ impl From<LlmError> for RunError {
 }
 
 impl Severe for RunError {
-    fn exit_code(&self) -> crate::exit::ExitCode {
-        crate::exit::ExitCode::of(self)
-    }
-
     fn severity(&self) -> Severity {
         match self {
-            RunError::PromptUnreadable { .. }
-            | RunError::PromptInvalid { .. }
-            | RunError::GroupNotFound(_)
-            | RunError::Config(_)
-            | RunError::Usage(_) => Severity::Input,
+            RunError::Prompt(e) => e.severity(),
             RunError::Checklist(e) => e.severity(),
-            RunError::Tbank(e) => e.severity().max(Severity::Unavailable),
-            RunError::Listing { .. }
-            | RunError::Locked { .. }
-            | RunError::LockLost { .. }
-            | RunError::Interrupted(_) => Severity::Unavailable,
-            RunError::Llm { source } => source.severity().max(Severity::Unavailable),
-            RunError::Store(e) => e.severity().max(Severity::Unavailable),
+            RunError::GroupNotFound(e) | RunError::Tbank(e) => e.severity(),
+            RunError::Listing { source, .. } => source.severity(),
+            RunError::Llm { source } => source.severity(),
+            RunError::Store(e) => e.severity(),
+            RunError::Locked { .. } | RunError::LockLost { .. } | RunError::Interrupted(_) => {
+                Severity::Unavailable
+            }
+        }
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            RunError::Interrupted(signal) => signal.exit_code(),
+            other => ExitCode::from(other.severity()),
         }
     }
 }
