@@ -559,4 +559,76 @@ mod tests {
         assert!(err.len() < 200 && !err.contains("xx"), "{err}");
         assert!(transcript(&json!("oops")).is_err());
     }
+
+    #[test]
+    fn an_item_of_another_shape_is_unreadable_and_never_read_by_position() {
+        assert_eq!(call(&json!("90817263"), moscow()).unwrap_err(), "no segmentId");
+        // A list holding the fields' values in order is not an item.
+        let listed = json!([1, null, "2025-08-07T10:15:03", null, 60]);
+        assert_eq!(call(&listed, moscow()).unwrap_err(), "no segmentId");
+        assert_eq!(item_id(&listed), None);
+        let odd = json!({"segmentId": {"nested": 1}, "startDate": "2025-08-07T10:15:03"});
+        let err = call(&odd, moscow()).unwrap_err();
+        assert!(err.starts_with("segmentId {") && err.ends_with("in range"), "{err}");
+        assert_eq!(
+            item_id(&json!({"segmentId": true, "id": " 42 "})),
+            Some(42),
+            "the other id when segmentId cannot be read"
+        );
+        let no_start = json!({"segmentId": 7, "startDate": 20250807, "duration": 1});
+        assert_eq!(call(&no_start, moscow()).unwrap_err(), "call 7: no startDate");
+    }
+
+    #[test]
+    fn groups_and_pages_read_what_they_can() {
+        let groups: Vec<Option<Group>> = [
+            json!({"id": "12", "name": " Продажи ", "type": "workGroup"}),
+            json!({"id": 13, "name": 2024}),
+            json!([14, "Группа", "folder"]),
+            json!({"id": 1.5, "name": "x"}),
+            json!({"name": "no id"}),
+        ]
+        .iter()
+        .map(group)
+        .collect();
+        assert_eq!(groups[0].as_ref().unwrap().name, "Продажи");
+        assert_eq!(
+            groups[1],
+            Some(Group {
+                id: 13,
+                name: "2024".into(),
+                kind: "workGroup".into()
+            })
+        );
+        assert!(groups[2..].iter().all(Option::is_none), "{groups:?}");
+
+        let page = |next: Value| {
+            serde_json::from_value::<CallSessions>(json!({"items": [], "nextPage": next}))
+                .unwrap()
+                .next_page()
+        };
+        assert_eq!(page(json!(2)), Some(2));
+        assert_eq!(page(json!("3")), Some(3));
+        assert_eq!(page(json!(4.0)), Some(4));
+        assert_eq!(page(json!(null)), None);
+        assert_eq!(page(json!(-1)), None, "no page before the first");
+        assert_eq!(page(json!({"page": 2})), None);
+    }
+
+    #[test]
+    fn transcript_parts_of_another_shape_are_skipped() {
+        let t = transcript(&json!({"firstOperatorId": "5", "transcriptionParts": [
+            "not a part",
+            {"phrases": "not a list"},
+            {"phrases": [7, {"contactId": 5, "phraseText": 12}, {"contactId": 5.0, "phraseText": " Да "}]},
+        ]}))
+        .unwrap();
+        assert_eq!(t.to_text(), "operator: Да\n");
+        assert_eq!(
+            transcript(&json!({"transcriptionParts": {"0": []}})).unwrap_err(),
+            "transcriptionParts is not a list"
+        );
+        let err = transcript(&json!([{"transcriptionParts": []}])).unwrap_err();
+        assert!(err.contains("errorCode none"), "{err}");
+    }
 }
