@@ -214,7 +214,8 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoStop> {
         concurrency: None,
     };
     let run_exit = crate::commands::run::run(&args, env).await;
-    if run_exit > ExitCode::SomeFailed {
+    // Worse than some calls failing: the run stopped, and there is nothing to report on.
+    if run_exit > ExitCode::from(Severity::Call) {
         return Err(DemoStop::Run(run_exit));
     }
 

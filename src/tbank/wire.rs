@@ -562,21 +562,30 @@ mod tests {
 
     #[test]
     fn an_item_of_another_shape_is_unreadable_and_never_read_by_position() {
-        assert_eq!(call(&json!("90817263"), moscow()).unwrap_err(), "no segmentId");
+        assert_eq!(
+            call(&json!("90817263"), moscow()).unwrap_err(),
+            "no segmentId"
+        );
         // A list holding the fields' values in order is not an item.
         let listed = json!([1, null, "2025-08-07T10:15:03", null, 60]);
         assert_eq!(call(&listed, moscow()).unwrap_err(), "no segmentId");
         assert_eq!(item_id(&listed), None);
         let odd = json!({"segmentId": {"nested": 1}, "startDate": "2025-08-07T10:15:03"});
         let err = call(&odd, moscow()).unwrap_err();
-        assert!(err.starts_with("segmentId {") && err.ends_with("in range"), "{err}");
+        assert!(
+            err.starts_with("segmentId {") && err.ends_with("in range"),
+            "{err}"
+        );
         assert_eq!(
             item_id(&json!({"segmentId": true, "id": " 42 "})),
             Some(42),
             "the other id when segmentId cannot be read"
         );
         let no_start = json!({"segmentId": 7, "startDate": 20250807, "duration": 1});
-        assert_eq!(call(&no_start, moscow()).unwrap_err(), "call 7: no startDate");
+        assert_eq!(
+            call(&no_start, moscow()).unwrap_err(),
+            "call 7: no startDate"
+        );
     }
 
     #[test]
