@@ -9,6 +9,7 @@ mod checklist_sheets;
 mod common;
 mod compare;
 mod demo;
+mod deploy_kit;
 mod edges;
 mod env_example;
 mod export;
