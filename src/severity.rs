@@ -30,7 +30,8 @@ pub trait Severe {
 pub enum ExitCode {
     /// Every call reached a final outcome.
     Ok = 0,
-    /// The run finished, but some calls failed; they are recorded and retried next run.
+    /// The run finished, but some calls did not reach a final outcome: they failed (recorded
+    /// and retried next run) or were left to another live run (the nightly run revisits).
     SomeFailed = 1,
     /// Bad configuration or input; nothing was spent.
     BadInput = 2,

@@ -9,6 +9,7 @@ use super::purge::PurgeReport;
 use super::{config_failed, warn_ignored};
 use crate::cli::RunArgs;
 use crate::config::{Env, MetricsSettings};
+use crate::domain::Outcome;
 use crate::metrics;
 use crate::run::{self, RunError, RunOptions, Stop};
 use crate::severity::ExitCode;
@@ -160,6 +161,15 @@ impl RunReport {
             crate::redact::println(&summary);
         }
         if summary.failures_total > 0 {
+            self.worst = self.worst.max(ExitCode::SomeFailed);
+        }
+        // Calls another live run was scoring did not reach a final outcome in this run: not
+        // exit 0, and the nightly run revisits the day to see them saved.
+        let left = summary.count(Outcome::ClaimedElsewhere);
+        if left > 0 {
+            tracing::warn!(
+                "{left} call(s) were left to another run scoring them; the nightly run checks them again"
+            );
             self.worst = self.worst.max(ExitCode::SomeFailed);
         }
         if let Some(e) = error {

@@ -185,7 +185,12 @@ impl Prepared {
             let status = match &error {
                 Some(RunError::Interrupted(_)) => "interrupted",
                 Some(_) => "failed",
-                None if summary.count(Outcome::Failed) > 0 => "partial",
+                // Calls left to another run have no final outcome from this one either.
+                None if summary.count(Outcome::Failed) > 0
+                    || summary.count(Outcome::ClaimedElsewhere) > 0 =>
+                {
+                    "partial"
+                }
                 None => "succeeded",
             };
             let error_text = error.as_ref().map(|e| e.to_string());

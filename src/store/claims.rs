@@ -1,13 +1,10 @@
 //! Claims: before a call is sent to the LLM, its run claims it in `call_claims`. Only one
 //! run can hold a call's claim, so even when the day lock fails (a dropped connection, two
 //! hosts), no call is paid for by two runs at once. A claim is released when the call
-//! ends; a claim whose run is no longer alive (no heartbeat for [`RUN_STALE_AFTER_S`]
-//! seconds, or finished) may be taken over.
+//! ends; a claim whose run is no longer alive (finished, or its process holds no session
+//! on the database any more: `callq_run_alive`, see `lock`) may be taken over.
 
 use super::{Store, StoreError};
-
-/// A `running` run whose heartbeat is older than this is dead.
-pub const RUN_STALE_AFTER_S: i32 = 60;
 
 /// What claiming a call found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +36,7 @@ impl Store {
                      WHERE c.run_id = EXCLUDED.run_id OR NOT EXISTS (
                          SELECT 1 FROM runs r
                          WHERE r.id = c.run_id AND r.status = 'running'
-                           AND r.heartbeat_at > now() - make_interval(secs => $3))
+                           AND callq_run_alive(r.process_key, r.heartbeat_at))
                      RETURNING call_id",
                 )
                 .await?;
@@ -48,9 +45,8 @@ impl Store {
             let stored_stmt = client
                 .prepare_cached("SELECT EXISTS (SELECT 1 FROM calls WHERE id = $1::bigint)")
                 .await?;
-            let stale = f64::from(RUN_STALE_AFTER_S);
-            let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-                [&call_id, &run_id, &stale];
+            let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                [&call_id, &run_id];
             let stored_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&call_id];
             let (claimed, stored) = futures::try_join!(
                 client.query(&stmt, &claim_params),

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0006_quality",
         include_str!("../../db/migrations/0006_quality.sql"),
     ),
+    (
+        7,
+        "0007_run_liveness",
+        include_str!("../../db/migrations/0007_run_liveness.sql"),
+    ),
 ];
 
 /// The table that records applied migrations; db/schema.sql creates it with the same text.

@@ -115,6 +115,8 @@ pub struct Store {
     settings: DbSettings,
     /// Opens every connection, the pool's and the run lock's.
     tls: MakeRustlsConnect,
+    /// Held (shared) by every session of this process: whether its runs are alive.
+    process_key: i64,
 }
 
 impl Store {
@@ -126,6 +128,7 @@ impl Store {
     /// `require` TLS or fail — see [`tls_connector`].
     pub async fn connect(settings: &DbSettings, max_size: usize) -> Result<Store, StoreError> {
         let tls = tls_connector();
+        let process_key = lock::new_process_key();
         let manager = Manager::from_config(
             settings.config.clone(),
             tls.clone(),
@@ -139,12 +142,14 @@ impl Store {
             .wait_timeout(Some(settings.op_timeout))
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.op_timeout))
+            .post_create(lock::hold_process_key(process_key))
             .build()
             .expect("the pool's timeouts have a runtime");
         let store = Store {
             pool,
             settings: settings.clone(),
             tls,
+            process_key,
         };
         let client = store.client().await?;
         store

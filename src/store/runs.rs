@@ -3,7 +3,6 @@
 
 use chrono::NaiveDate;
 
-use super::claims::RUN_STALE_AFTER_S;
 use super::{Store, StoreError};
 
 /// Why the nightly run visits an earlier day again.
@@ -15,6 +14,9 @@ pub enum Revisit {
     Unfinished(String),
     /// The day's last run did not list the whole day.
     ListingIncomplete,
+    /// The day's last run left calls to another run that was scoring them
+    /// (`claimed_elsewhere`): whether that run saved them is checked again.
+    LeftToAnotherRun,
 }
 
 impl std::fmt::Display for Revisit {
@@ -23,14 +25,18 @@ impl std::fmt::Display for Revisit {
             Revisit::WaitingCalls => f.write_str("calls still waiting"),
             Revisit::Unfinished(status) => write!(f, "its last run {status}"),
             Revisit::ListingIncomplete => f.write_str("its last run did not list the whole day"),
+            Revisit::LeftToAnotherRun => {
+                f.write_str("its last run left calls to another run scoring them")
+            }
         }
     }
 }
 
 impl Store {
-    /// Marks this department's and day's `running` rows whose run is dead (no heartbeat
-    /// for a minute) as `abandoned`. Called by the run that holds the day's lock, so no live
-    /// lock holder owns them; returns their ids.
+    /// Marks this department's and day's `running` rows whose run is dead (its process
+    /// holds no session on the database: `callq_run_alive`) as `abandoned`. Called by the
+    /// run that holds the day's lock; a run that lost that lock but is still finishing its
+    /// calls is alive and keeps its row. Returns their ids.
     pub async fn abandon_dead_runs(
         &self,
         department_id: i32,
@@ -43,10 +49,9 @@ impl Store {
                     "UPDATE runs SET status = 'abandoned', finished_at = now(),
                          error = coalesce(error, 'the run stopped without recording its end')
                      WHERE department_id = $1 AND call_date = $2 AND status = 'running'
-                       AND (heartbeat_at IS NULL
-                            OR heartbeat_at < now() - make_interval(secs => $3))
+                       AND NOT callq_run_alive(process_key, heartbeat_at)
                      RETURNING id",
-                    &[&department_id, &day, &f64::from(RUN_STALE_AFTER_S)],
+                    &[&department_id, &day],
                 )
                 .await?;
             Ok::<_, StoreError>(rows.iter().map(|r| r.get(0)).collect())
@@ -56,7 +61,8 @@ impl Store {
 
     /// Days in `[since, before)` the nightly run must visit again, with why: calls still
     /// waiting (failed or not transcribed, fewer than `max_attempts` tries), or a last run
-    /// that did not finish or did not list the whole day.
+    /// that did not finish (a `running` row counts when its run is dead), did not list the
+    /// whole day, or left calls to another run.
     pub async fn days_to_revisit(
         &self,
         department_id: i32,
@@ -75,22 +81,18 @@ impl Store {
                 let client = self.client().await?;
                 client
                     .query(
-                        "SELECT call_date, status, listing_complete FROM (
+                        "SELECT call_date, status, listing_complete, claimed_elsewhere FROM (
                              SELECT DISTINCT ON (call_date) call_date, status, listing_complete,
-                                    heartbeat_at
+                                    claimed_elsewhere, heartbeat_at, process_key
                              FROM runs
                              WHERE department_id = $1 AND call_date >= $2 AND call_date < $3
                              ORDER BY call_date, id DESC) last
                          WHERE status IN ('failed', 'interrupted', 'abandoned')
-                            OR (status = 'running' AND (heartbeat_at IS NULL
-                                OR heartbeat_at < now() - make_interval(secs => $4)))
-                            OR listing_complete = false",
-                        &[
-                            &department_id,
-                            &since,
-                            &before,
-                            &f64::from(RUN_STALE_AFTER_S),
-                        ],
+                            OR (status = 'running'
+                                AND NOT callq_run_alive(process_key, heartbeat_at))
+                            OR listing_complete = false
+                            OR claimed_elsewhere > 0",
+                        &[&department_id, &since, &before],
                     )
                     .await
                     .map_err(StoreError::from)
@@ -100,6 +102,7 @@ impl Store {
             let day: NaiveDate = row.get(0);
             let status: String = row.get(1);
             let complete: Option<bool> = row.get(2);
+            let left: i32 = row.get(3);
             if days.iter().any(|(d, _)| *d == day) {
                 continue;
             }
@@ -107,6 +110,7 @@ impl Store {
                 "failed" | "interrupted" | "abandoned" => Revisit::Unfinished(status),
                 "running" => Revisit::Unfinished("abandoned".into()),
                 _ if complete == Some(false) => Revisit::ListingIncomplete,
+                _ if left > 0 => Revisit::LeftToAnotherRun,
                 _ => continue,
             };
             days.push((day, why));

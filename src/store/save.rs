@@ -315,8 +315,8 @@ impl Store {
         let row = client
             .query_one(
                 "INSERT INTO runs (department_id, call_date, reanalyze, call_limit, model,
-                                   checklist_version, prompt_version, heartbeat_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, now()) RETURNING id",
+                                   checklist_version, prompt_version, heartbeat_at, process_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8) RETURNING id",
                 &[
                     &r.department_id,
                     &r.day,
@@ -325,6 +325,7 @@ impl Store {
                     &r.model,
                     &r.checklist_version,
                     &r.prompt_version,
+                    &self.process_key,
                 ],
             )
             .await?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use callq::config::Env;
 use callq::domain::{Cost, CostSource, Outcome};
-use callq::exit::ExitCode;
+use callq::severity::ExitCode;
 use callq::store::MIGRATIONS;
 use callq::summary::Summary;
 use regex::Regex;

@@ -15,6 +15,7 @@ mod env_example;
 mod export;
 mod faults;
 mod gateway;
+mod kill;
 mod litellm;
 mod llm_client;
 mod old_database;

@@ -279,24 +279,24 @@ async fn refusals_bursts_too_long_prompts_and_cost_headers() {
 async fn limit_429s_can_carry_other_retry_headers() {
     let llm = Arc::new(
         FakeLlm::start(LlmConfig {
-            latency: Duration::from_millis(300),
             max_concurrency: Some(1),
             retry_headers: Some(vec![("retry-after-ms".into(), "20".into())]),
             ..LlmConfig::default()
         })
         .await,
     );
+    // The first request is held inside the one allowed slot, so the second meets the limit.
+    let gate = llm.hold();
     let body = request("gpt-test", &prompt("operator: Добрый день"), true);
     let first = {
         let (llm, body) = (Arc::clone(&llm), body.clone());
         tokio::spawn(async move { send(&llm, "sk-test", &body).await.status() })
     };
-    while llm.in_flight_max() == 0 {
-        tokio::task::yield_now().await;
-    }
+    gate.arrived(1).await;
     let resp = send(&llm, "sk-test", &body).await;
     assert_eq!(resp.status(), Status::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers()["retry-after-ms"], "20");
     assert!(resp.headers().get("retry-after").is_none());
+    gate.release();
     assert_eq!(first.await.unwrap(), Status::OK);
 }
