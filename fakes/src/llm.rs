@@ -22,8 +22,9 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 pub use analysis::{
-    INVENTED_QUOTE, PromptCriterion, REFUSAL, analysis_for_prompt, analysis_for_request,
-    evidence_for, expected_score, markers, parse_criteria, quality_score, transcript_phrases,
+    FORMULA_RECOMMENDATION, INVENTED_QUOTE, PromptCriterion, REFUSAL, analysis_for_prompt,
+    analysis_for_request, evidence_for, expected_score, markers, parse_criteria, quality_score,
+    transcript_phrases,
 };
 
 use crate::server::{Counter, Dice, Gate, GateSlot, LatencyKnob, RateKnob, Running, bearer};

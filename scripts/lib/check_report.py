@@ -9,6 +9,7 @@ Takes a screenshot. Standard library only: the WebSocket client is the minimum C
 
 import argparse
 import base64
+import datetime
 import json
 import os
 import re
@@ -161,8 +162,14 @@ COLLECT = r"""
   const num = v => (v === null || v === "" ? null : Number(v));
   const figures = {};
   document.querySelectorAll(".figure[data-figure]").forEach(f => {
-    figures[f.dataset.figure] = {value: num(f.dataset.value), text: f.querySelector(".value").textContent.trim()};
+    figures[f.dataset.figure] = {value: num(f.dataset.value), text: f.querySelector(".value").textContent.trim(),
+      previous: num(f.dataset.previous), delta_pct: f.dataset.deltaPct, delta: f.querySelector(".delta").textContent.trim()};
   });
+  const visible = el => {
+    if (!el) return false;
+    const s = getComputedStyle(el), r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && s.display !== "none" && s.visibility !== "hidden" && Number(s.opacity) > 0;
+  };
   const rows = [...document.querySelectorAll("#operators tbody tr")].map(r => ({
     id: Number(r.dataset.operatorId), calls: num(r.dataset.calls), avg: num(r.dataset.avg),
     spark: r.querySelector(".spark polyline, .spark circle") !== null}));
@@ -180,6 +187,22 @@ COLLECT = r"""
     heat_cells: document.querySelectorAll("#heatmap tbody td[data-share]").length,
     sections: document.querySelectorAll("section.operator[id^='operator-']").length,
     review: document.querySelector("#review") !== null,
+    lang: document.documentElement.lang,
+    review_rows: [...document.querySelectorAll("#review-table tbody tr")].map(r => ({
+      call: r.dataset.callId,
+      reasons: [...r.querySelectorAll("[data-reason]")].map(t => ({code: t.dataset.reason, text: t.textContent.trim(), visible: visible(t)})),
+      failing: [...r.querySelectorAll(".failing")].map(f => ({
+        criterion: f.querySelector("b").textContent.trim(),
+        why: [...f.querySelectorAll("[data-why]")].map(w => ({code: w.dataset.why, text: w.textContent.trim(), visible: visible(w)})),
+      })),
+    })),
+    quotes: [...document.querySelectorAll("#review blockquote")].map(q => {
+      const s = getComputedStyle(q), flag = q.querySelector(".flag");
+      return {call: q.closest("tr").dataset.callId, verified: q.dataset.verified,
+              unverified_class: q.classList.contains("unverified"),
+              look: [s.borderLeftStyle, s.borderLeftColor, s.backgroundColor, s.color].join(" "),
+              flag: flag ? flag.textContent.trim() : null, flag_visible: visible(flag), visible: visible(q)};
+    }),
     width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight,
   };
 })()
@@ -212,36 +235,67 @@ def sql(database, query):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--report", required=True)
+    ap.add_argument("--report", required=True, action="append",
+                    help="a report to check; repeat for more (the first is the screenshot's)")
     ap.add_argument("--database", required=True)
     ap.add_argument("--screenshot", required=True)
     ap.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     ap.add_argument("--timeout", type=float, default=60)
     args = ap.parse_args()
-    report_url = "file://" + os.path.abspath(args.report)
-    failures = []
-    started = time.monotonic()
-
+    failed = 0
     b = Browser(args.chromium, args.timeout)
     try:
-        target = b.call("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
-        b.session = b.call("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)["sessionId"]
-        for domain in ("Page", "Runtime", "Network", "Log"):
-            b.call(f"{domain}.enable")
-        b.call("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})
-        b.call("Page.navigate", {"url": report_url})
-        b.wait_for("Page.loadEventFired")
-        # Two animation frames: layout and the inline script have run, late errors are in.
-        evaluate(b, "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
-        page = evaluate(b, COLLECT)
-        sort = evaluate(b, SORT)
-        shot = b.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
-                                                   "clip": {"x": 0, "y": 0, "width": 1280, "height": min(page["height"], 1900), "scale": 1}})
-        with open(args.screenshot, "wb") as f:
-            f.write(base64.b64decode(shot["data"]))
-        events = list(b.events)
+        for i, report in enumerate(args.report):
+            failures = check(b, report, args.database, args.screenshot if i == 0 else None)
+            for f in failures:
+                print(f"check_report: FAIL {report}: {f}", file=sys.stderr)
+            failed += len(failures)
     finally:
         b.close()
+    if failed:
+        print(f"0 passed, {failed} failed")
+        sys.exit(1)
+    print("check_report: the pages load offline, without errors, their figures match the views, "
+          "and the review queue speaks the page's language and marks quotes not in the transcript")
+
+
+# What the review queue's reasons and a quote not found are called on the page.
+REASONS = {
+    "ru": {"low_score": "низкий процент", "critical_missed": "критичный критерий на нуле",
+           "unverified_evidence": "цитата не найдена в расшифровке"},
+    "en": {"low_score": "low score", "critical_missed": "critical criterion scored 0",
+           "unverified_evidence": "quote not found in the transcript"},
+}
+QUOTE_NOT_FOUND = {"ru": "цитата не найдена в расшифровке", "en": "quote not found in the transcript"}
+# The previous period's count below which the page gives no change in per cent.
+MIN_BASE_FOR_CHANGE = 20
+
+
+def check(b, report, database, screenshot):
+    """Loads `report` in a new tab of `b`; returns what is wrong with it."""
+    report_url = "file://" + os.path.abspath(report)
+    failures = []
+    started = time.monotonic()
+    b.session = None
+    b.events.clear()
+    target = b.call("Target.createTarget", {"url": "about:blank"}, session=False)["targetId"]
+    b.session = b.call("Target.attachToTarget", {"targetId": target, "flatten": True}, session=False)["sessionId"]
+    for domain in ("Page", "Runtime", "Network", "Log"):
+        b.call(f"{domain}.enable")
+    b.call("Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+    b.call("Page.navigate", {"url": report_url})
+    b.wait_for("Page.loadEventFired")
+    # Two animation frames: layout and the inline script have run, late errors are in.
+    evaluate(b, "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
+    page = evaluate(b, COLLECT)
+    sort = evaluate(b, SORT)
+    if screenshot:
+        shot = b.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
+                                                   "clip": {"x": 0, "y": 0, "width": 1280, "height": min(page["height"], 1900), "scale": 1}})
+        with open(screenshot, "wb") as f:
+            f.write(base64.b64decode(shot["data"]))
+    events = [e for e in b.events if e.get("sessionId") in (None, b.session)]
+    b.call("Target.closeTarget", {"targetId": target}, session=False)
 
     for e in events:
         m, p = e["method"], e.get("params", {})
@@ -278,7 +332,7 @@ def main():
         where += f" AND department_id = {int(page['department'])}"
     if page["operator"]:
         where += f" AND operator_id = {int(page['operator'])}"
-    [[calls, not_sales, avg]] = sql(args.database, f"""
+    [[calls, not_sales, avg]] = sql(database, f"""
         SELECT COALESCE(sum(calls_scored), 0), COALESCE(sum(calls_not_sales), 0),
                COALESCE((sum(avg_performance_percentage * calls_scored) / NULLIF(sum(calls_scored), 0))::text, '')
         FROM v_operator_daily WHERE {where}""")
@@ -299,7 +353,7 @@ def main():
     if int(calls) == 0:
         failures.append("the views have no scored calls for the page's period: nothing was checked")
 
-    per_day = {d: (int(c), float(a)) for d, c, a in sql(args.database, f"""
+    per_day = {d: (int(c), float(a)) for d, c, a in sql(database, f"""
         SELECT day, sum(calls_scored), (sum(avg_performance_percentage * calls_scored) / sum(calls_scored))::text
         FROM v_operator_daily WHERE {where} GROUP BY day HAVING sum(calls_scored) > 0 ORDER BY day""")}
     page_days = {bar["day"]: bar["calls"] for bar in page["bars"]}
@@ -308,7 +362,7 @@ def main():
     for dot in page["dots"]:
         close(dot["avg"], per_day.get(dot["day"], (0, None))[1], f"average of {dot['day']}")
 
-    per_op = {int(i): (int(c), float(a) if a else None) for i, c, a in sql(args.database, f"""
+    per_op = {int(i): (int(c), float(a) if a else None) for i, c, a in sql(database, f"""
         SELECT operator_id, sum(calls_scored),
                COALESCE((sum(avg_performance_percentage * calls_scored) / NULLIF(sum(calls_scored), 0))::text, '')
         FROM v_operator_daily WHERE {where} AND operator_id IS NOT NULL GROUP BY operator_id""")}
@@ -324,22 +378,92 @@ def main():
     dept_where = f"day BETWEEN '{page['from']}' AND '{page['to']}'"
     if page["department"]:
         dept_where += f" AND department_id = {int(page['department'])}"
-    crit = [float(v) for [v] in sql(args.database, f"""
+    crit = [float(v) for [v] in sql(database, f"""
         SELECT (sum(avg_score_share * evaluations) / sum(evaluations))::text
         FROM v_criterion_daily WHERE {dept_where} GROUP BY category, criterion""")]
     if sorted(round(v, 4) for v in crit) != sorted(round(v, 4) for v in page["heat_department"] if v is not None):
         failures.append(f"criterion shares: page {page['heat_department']}, views {crit}")
 
+    # The previous period: its counts shown, a change in per cent only from a base that
+    # gives it meaning.
+    days = (datetime.date.fromisoformat(page["to"]) - datetime.date.fromisoformat(page["from"])).days + 1
+    prev_to = datetime.date.fromisoformat(page["from"]) - datetime.timedelta(days=1)
+    prev_from = prev_to - datetime.timedelta(days=days - 1)
+    prev_where = where.replace(f"day BETWEEN '{page['from']}' AND '{page['to']}'",
+                               f"day BETWEEN '{prev_from}' AND '{prev_to}'")
+    [[prev_calls, prev_not_sales]] = sql(database, f"""
+        SELECT COALESCE(sum(calls_scored), 0), COALESCE(sum(calls_not_sales), 0)
+        FROM v_operator_daily WHERE {prev_where}""")
+    for key, before in (("calls_scored", int(prev_calls)), ("not_sales", int(prev_not_sales))):
+        f = fig[key]
+        if f["previous"] != before:
+            failures.append(f"{key} of the previous period: page {f['previous']}, views {before}")
+        if before < MIN_BASE_FOR_CHANGE and (f["delta_pct"] or "%" in f["delta"]):
+            failures.append(f"{key}: a change in per cent from {before} call(s): {f['delta']!r}")
+        if before >= MIN_BASE_FOR_CHANGE and not f["delta_pct"]:
+            failures.append(f"{key}: no change in per cent from {before} calls")
+
+    failures += check_review(page, database, where)
+
     elapsed = time.monotonic() - started
-    print(f"check_report: {len(page['operators'])} operators, {len(page['bars'])} days, "
-          f"{page['heat_header']} criteria, review section {'present' if page['review'] else 'absent'}, "
-          f"{len(events)} browser events, {elapsed:.1f} s; screenshot {args.screenshot}")
-    if failures:
-        for f in failures:
-            print(f"check_report: FAIL {f}", file=sys.stderr)
-        print(f"0 passed, {len(failures)} failed")
-        sys.exit(1)
-    print("check_report: the page loads offline, without errors, and its figures match the views")
+    quotes = page["quotes"]
+    print(f"check_report: {report}: lang {page['lang']}, {len(page['operators'])} operators, {len(page['bars'])} days, "
+          f"{page['heat_header']} criteria, {len(page['review_rows'])} calls to review with "
+          f"{sum(q['verified'] == 'false' for q in quotes)} of {len(quotes)} quotes not found, "
+          f"{len(events)} browser events, {elapsed:.1f} s" + (f"; screenshot {screenshot}" if screenshot else ""))
+    return failures
+
+
+def check_review(page, database, where):
+    """The review queue against v_review_queue: reasons in words, why per criterion, and
+    every quote the transcript does not contain marked, visibly unlike the found ones."""
+    failures = []
+    if not page["review"]:
+        return ["the review section is missing (the demo's database has v_review_queue)"]
+    lang = page["lang"]
+    words = REASONS.get(lang)
+    if words is None:
+        return [f"no expected words for the page language {lang!r}"]
+    queue = {call: (reasons.split(",") if reasons else [], int(unverified)) for call, reasons, unverified in sql(database, f"""
+        SELECT call_id, array_to_string(review_reasons, ','),
+               (SELECT count(*) FROM jsonb_array_elements(failing_criteria) e
+                WHERE e->>'evidence_verified' = 'false' AND COALESCE(e->>'evidence', '') <> '')
+        FROM v_review_queue WHERE {where}""")}
+    rows = {r["call"]: r for r in page["review_rows"]}
+    if set(rows) != set(queue):
+        failures.append(f"calls to review: page {sorted(rows)}, view {sorted(queue)}")
+    for call, r in rows.items():
+        codes = [t["code"] for t in r["reasons"]]
+        if call in queue and codes != queue[call][0]:
+            failures.append(f"reasons of call {call}: page {codes}, view {queue[call][0]}")
+        for t in r["reasons"]:
+            if t["text"] != words.get(t["code"]) or not t["visible"]:
+                failures.append(f"call {call}: reason {t['code']} shown as {t['text']!r}, not {words.get(t['code'])!r}")
+        for f in r["failing"]:
+            if not f["why"] or not all(w["visible"] and w["text"] and w["text"] != w["code"] for w in f["why"]):
+                failures.append(f"call {call}: criterion {f['criterion']!r} does not say why it is listed: {f['why']}")
+    quotes = page["quotes"]
+    unverified = [q for q in quotes if q["verified"] == "false"]
+    verified = [q for q in quotes if q["verified"] != "false"]
+    for call, (_, expected) in queue.items():
+        shown = sum(q["call"] == call for q in unverified)
+        if shown != expected:
+            failures.append(f"call {call}: {shown} quote(s) marked not found, the view has {expected}")
+    if not unverified:
+        failures.append("no quote in the review queue is marked not found: nothing was checked "
+                        "(the demo's calls include invented quotes)")
+    flag = QUOTE_NOT_FOUND[lang]
+    for q in unverified:
+        if not q["unverified_class"] or not q["flag_visible"] or flag not in (q["flag"] or ""):
+            failures.append(f"call {q['call']}: a quote not found is not marked {flag!r} where it is read: {q}")
+    for q in verified:
+        if q["flag"] is not None or q["unverified_class"]:
+            failures.append(f"call {q['call']}: a found quote is marked as not found: {q}")
+    looks_verified = {q["look"] for q in verified}
+    for q in unverified:
+        if q["look"] in looks_verified:
+            failures.append(f"call {q['call']}: a quote not found looks like a found one ({q['look']})")
+    return failures
 
 
 if __name__ == "__main__":

@@ -156,8 +156,11 @@ impl RunReport {
     }
 
     fn day(&mut self, args: &RunArgs, summary: Summary, error: Option<RunError>) {
-        tracing::info!("{}", summary.to_string().trim_end());
-        if !args.json {
+        if args.json {
+            tracing::info!("{}", summary.to_string().trim_end());
+        } else {
+            // Printed on stdout too: the console log leaves this copy out on a terminal.
+            tracing::info!(target: crate::logging::PRINTED, "{}", summary.to_string().trim_end());
             crate::redact::println(&summary);
         }
         if summary.failures_total > 0 {

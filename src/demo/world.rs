@@ -1,6 +1,7 @@
 //! The demo's call centre: a directory of operators, a checklist and a day of calls as the
 //! simulators serve them — some short, some by operators the directory lacks, some not
-//! sales, some with phone numbers and e-mail addresses said aloud.
+//! sales, some with phone numbers and e-mail addresses said aloud, some "quoted" by the
+//! model with words nobody said.
 
 use callq_fakes::FakeCall;
 use chrono::{NaiveDate, NaiveTime};
@@ -155,6 +156,10 @@ fn call(day: NaiveDate, n: usize, i: usize, per_day: usize, drift: u32) -> FakeC
                 ));
             } else if i % 4 == 2 {
                 phrases.push((false, "Дорого, я подумаю. [decline]".to_string()));
+            }
+            // Now and then the model "quotes" what nobody said: the review queue shows it.
+            if i % 10 == 6 {
+                phrases.push((false, "[evidence:invented]".to_string()));
             }
             phrases.push((false, format!("[quality:{quality}]")));
         }

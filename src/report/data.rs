@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use tokio_postgres::Client;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{Json, ToSql};
 
 /// Days (inclusive), department and operator the report covers.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,24 +90,31 @@ pub struct Recommendation {
     pub recommendation: Option<String>,
 }
 
-/// A call of the review queue. The view belongs to another part of callq; its row is read
-/// as JSON so columns added to it later (or named a little differently) do not break this.
+/// A call of `v_review_queue`, its columns as db/migrations/0006_quality.sql defines them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReviewItem {
-    pub call_id: Option<i64>,
-    pub operator_id: Option<i64>,
+    pub call_id: i64,
+    pub day: NaiveDate,
+    pub operator_id: Option<i32>,
     pub operator_name: Option<String>,
-    pub day: Option<String>,
-    pub performance_percentage: Option<f64>,
+    pub performance_percentage: Option<i32>,
+    /// `calls.review_reasons`: the codes `crate::review::assess` gives (`low_score`, …).
     pub reasons: Vec<String>,
     pub failing: Vec<FailingCriterion>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// One element of the view's `failing_criteria` JSON array: a criterion that lost points
+/// or whose quote was not found in the transcript.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct FailingCriterion {
-    pub criterion: String,
-    pub score: Option<String>,
+    pub category: Option<String>,
+    pub criterion: Option<String>,
+    pub score: Option<f64>,
+    pub max_score: Option<f64>,
+    pub reason: Option<String>,
     pub evidence: Option<String>,
+    /// false: the quote is not in the transcript; None: no quote to check.
+    pub evidence_verified: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -449,102 +456,37 @@ async fn review(
     if !has_review_queue(client).await? {
         return Ok(None);
     }
-    // Filters go through the JSON so a view without, say, department_id still works.
-    let sql = "SELECT j FROM (SELECT to_jsonb(q) AS j FROM v_review_queue q) t
-               WHERE (j->>'day')::date BETWEEN $1 AND $2
-                 AND ($3::int IS NULL OR NOT j ? 'department_id' OR (j->>'department_id')::int = $3)
-                 AND ($4::int IS NULL OR (j->>'operator_id')::int = $4)
-               ORDER BY (j->>'performance_percentage')::float8 NULLS LAST, j->>'call_id'
-               LIMIT $5";
-    let rows = client
-        .query(
-            sql,
-            &[
-                &scope.from,
-                &scope.to,
-                &scope.department,
-                &scope.operator,
-                &REVIEW_SHOWN,
-            ],
-        )
-        .await?;
-    Ok(Some(
-        rows.iter()
-            .map(|r| review_item(&r.get::<_, serde_json::Value>(0)))
-            .collect(),
-    ))
-}
-
-/// One review-queue row: the documented columns by name, the failing criteria from any
-/// array column whose name mentions criteria or failing.
-pub fn review_item(j: &serde_json::Value) -> ReviewItem {
-    use serde_json::Value;
-    let num = |v: &Value| v.as_f64().or_else(|| v.as_str()?.parse().ok());
-    let string = |v: &Value| match v {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    };
-    let reasons = match &j["review_reasons"] {
-        Value::Array(a) => a.iter().filter_map(string).collect(),
-        Value::Null => Vec::new(),
-        other => string(other).into_iter().collect(),
-    };
-    let mut failing = Vec::new();
-    if let Value::Object(map) = j {
-        for (key, value) in map {
-            let k = key.to_lowercase();
-            if !(k.contains("criteri") || k.contains("failing")) {
-                continue;
-            }
-            let items = match value {
-                Value::Array(a) => a.clone(),
-                Value::String(s) => serde_json::from_str::<Vec<Value>>(s).unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            for item in items {
-                failing.push(failing_criterion(&item, &string));
-            }
-        }
-    }
-    ReviewItem {
-        call_id: j["call_id"].as_i64(),
-        operator_id: j["operator_id"].as_i64(),
-        operator_name: string(&j["operator_name"]),
-        day: string(&j["day"]),
-        performance_percentage: num(&j["performance_percentage"]),
-        reasons,
-        failing,
-    }
-}
-
-fn failing_criterion(
-    item: &serde_json::Value,
-    string: &dyn Fn(&serde_json::Value) -> Option<String>,
-) -> FailingCriterion {
-    let pick = |keys: &[&str]| keys.iter().find_map(|k| string(&item[*k]));
-    if !item.is_object() {
-        return FailingCriterion {
-            criterion: string(item).unwrap_or_default(),
-            score: None,
-            evidence: None,
-        };
-    }
-    let score = match (pick(&["score", "score_given"]), pick(&["max_score"])) {
-        (Some(s), Some(m)) => Some(format!("{s}/{m}")),
-        (s, _) => s,
-    };
-    FailingCriterion {
-        criterion: pick(&["criterion", "name", "criterion_name"]).unwrap_or_default(),
-        score,
-        evidence: pick(&["evidence", "quote", "evidence_quote", "quotes", "reason"]),
-    }
+    let sql = format!(
+        "SELECT call_id, day, operator_id, operator_name, performance_percentage,
+                review_reasons, failing_criteria
+         FROM v_review_queue WHERE {SCOPE}
+         ORDER BY performance_percentage NULLS LAST, call_id
+         LIMIT $5"
+    );
+    let mut params = scope.params().to_vec();
+    params.push(&REVIEW_SHOWN);
+    let rows = client.query(&sql, &params).await?;
+    rows.iter()
+        .map(|r| {
+            let reasons: Vec<Option<String>> = r.try_get(5)?;
+            let failing: Json<Vec<FailingCriterion>> = r.try_get(6)?;
+            Ok(ReviewItem {
+                call_id: r.try_get(0)?,
+                day: r.try_get(1)?,
+                operator_id: r.try_get(2)?,
+                operator_name: r.try_get(3)?,
+                performance_percentage: r.try_get(4)?,
+                reasons: reasons.into_iter().flatten().collect(),
+                failing: failing.0,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn previous_period_has_the_same_length_and_ends_the_day_before() {
@@ -561,28 +503,5 @@ mod tests {
             (d("2025-07-25"), d("2025-07-31"), 7)
         );
         assert_eq!(p.department, Some(1));
-    }
-
-    #[test]
-    fn review_rows_are_read_whatever_the_failing_column_is_called() {
-        let item = review_item(&json!({
-            "call_id": 42, "operator_id": 7, "operator_name": "Иванова", "day": "2025-08-07",
-            "performance_percentage": 31, "review_reasons": ["low_score", "zero_on_critical"],
-            "failing_criteria": [{"criterion": "Приветствие", "score": 0, "max_score": 10,
-                                  "evidence": "«алло, кто это?»"}],
-            "new_column_added_later": true
-        }));
-        assert_eq!(item.call_id, Some(42));
-        assert_eq!(item.reasons, ["low_score", "zero_on_critical"]);
-        assert_eq!(item.failing.len(), 1);
-        assert_eq!(item.failing[0].score.as_deref(), Some("0/10"));
-        assert_eq!(
-            item.failing[0].evidence.as_deref(),
-            Some("«алло, кто это?»")
-        );
-        let sparse = review_item(&json!({"call_id": 1, "review_reasons": "low_score",
-                                         "criteria": "[\"Прощание\"]"}));
-        assert_eq!(sparse.reasons, ["low_score"]);
-        assert_eq!(sparse.failing[0].criterion, "Прощание");
     }
 }

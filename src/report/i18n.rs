@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::ReportLang;
+use crate::domain::ReviewReason;
 
 /// (key, Russian, English).
 const LABELS: &[(&str, &str, &str)] = &[
@@ -77,7 +78,62 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("to_table", "↑ к таблице", "↑ to the table"),
     ("priority", "Приоритет", "Priority"),
     ("no_value", "—", "—"),
+    ("calls_short", "звонков", "calls"),
+    (
+        "change_hint",
+        "Изменение в процентах показано, когда в прошлом периоде было не меньше 20.",
+        "A change in per cent is shown when the previous period had at least 20.",
+    ),
+    (
+        "quote_not_found",
+        "цитата не найдена в расшифровке",
+        "quote not found in the transcript",
+    ),
+    (
+        "quote_not_found_hint",
+        "Модель привела эту цитату, но в расшифровке звонка её нет: проверьте оценку по записи.",
+        "The model gave this quote, but the call's transcript does not contain it: check the score against the recording.",
+    ),
+    (
+        "why_critical",
+        "критичный критерий: 0 баллов",
+        "critical criterion: 0 points",
+    ),
+    (
+        "why_critical_possible",
+        "0 баллов — возможно, критичный",
+        "0 points — possibly the critical one",
+    ),
+    (
+        "why_critical_possible_hint",
+        "Звонок в очереди, потому что критичный критерий получил 0; какой из критериев с нулём критичный, отмечает чек-лист.",
+        "The call is queued because a critical criterion scored 0; the checklist says which of the criteria at 0 is critical.",
+    ),
+    ("lost", "потеряно", "lost"),
+    ("of", "из", "of"),
+    ("points", "баллов", "points"),
 ];
+
+/// What a review reason (`calls.review_reasons`, set by `crate::review::assess`) is called
+/// on the page; None for a code this version does not know (shown as it is).
+pub fn review_reason(lang: ReportLang, code: &str) -> Option<&'static str> {
+    let reason = ReviewReason::ALL.into_iter().find(|r| r.as_str() == code)?;
+    // Exhaustive, so a new reason cannot be added without its words.
+    let (ru, en) = match reason {
+        ReviewReason::LowScore => ("низкий процент", "low score"),
+        ReviewReason::CriticalMissed => {
+            ("критичный критерий на нуле", "critical criterion scored 0")
+        }
+        ReviewReason::UnverifiedEvidence => (
+            "цитата не найдена в расшифровке",
+            "quote not found in the transcript",
+        ),
+    };
+    Some(match lang {
+        ReportLang::Ru => ru,
+        ReportLang::En => en,
+    })
+}
 
 pub fn labels(lang: ReportLang) -> BTreeMap<&'static str, &'static str> {
     LABELS
@@ -127,6 +183,24 @@ pub fn integer(lang: ReportLang, v: i64) -> String {
     if v < 0 { format!("-{out}") } else { out }
 }
 
+/// Points as the checklist writes them: `10`, `2,5` (`2.5` in English).
+pub fn points(lang: ReportLang, v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        decimal(lang, v)
+    }
+}
+
+/// A signed whole change: `+53`, `−4`, `0`.
+pub fn signed_integer(lang: ReportLang, v: i64) -> String {
+    match v.signum() {
+        1 => format!("+{}", integer(lang, v)),
+        -1 => format!("−{}", integer(lang, -v)),
+        _ => "0".to_string(),
+    }
+}
+
 /// A signed change: `+2,3`, `−1,0`, `0,0`.
 pub fn signed(lang: ReportLang, v: f64) -> String {
     let text = decimal(lang, v.abs());
@@ -153,6 +227,25 @@ mod tests {
         assert_eq!(signed(ReportLang::Ru, 2.26), "+2,3");
         assert_eq!(signed(ReportLang::En, -1.0), "−1.0");
         assert_eq!(signed(ReportLang::En, 0.01), "0.0");
+        assert_eq!(signed_integer(ReportLang::Ru, 5300), "+5\u{a0}300");
+        assert_eq!(signed_integer(ReportLang::En, -4), "−4");
+        assert_eq!(points(ReportLang::Ru, 2.5), "2,5");
+        assert_eq!(points(ReportLang::En, 10.0), "10");
+    }
+
+    #[test]
+    fn every_review_reason_has_words_in_both_languages() {
+        for r in ReviewReason::ALL {
+            for lang in [ReportLang::Ru, ReportLang::En] {
+                let text = review_reason(lang, r.as_str()).expect("translated");
+                assert!(!text.is_empty() && text != r.as_str(), "{r:?}");
+            }
+        }
+        assert_eq!(
+            review_reason(ReportLang::Ru, "unverified_evidence"),
+            Some("цитата не найдена в расшифровке")
+        );
+        assert_eq!(review_reason(ReportLang::En, "something_new"), None);
     }
 
     #[test]

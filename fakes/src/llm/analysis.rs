@@ -34,6 +34,8 @@ pub mod markers {
     pub const NUL: &str = "[nul]";
     /// Refused with 400, the prompt being beyond the context window.
     pub const TOO_LONG: &str = "[too-long]";
+    /// The recommendation a spreadsheet would run as a formula: [`super::FORMULA_RECOMMENDATION`].
+    pub const RECOMMENDATION_FORMULA: &str = "[recommendation:formula]";
     /// `[quality:70]`: score the call as an operator of that skill (0–100) would be,
     /// criteria differing in difficulty (see `quality_score`); for lifelike demo data.
     pub const QUALITY_PREFIX: &str = "[quality:";
@@ -41,6 +43,9 @@ pub mod markers {
 
 /// The quote `[evidence:invented]` puts first.
 pub const INVENTED_QUOTE: &str = "Оператор пообещал клиенту бесплатный отпуск на Мальдивах";
+
+/// The recommendation `[recommendation:formula]` gives: a classic CSV-injection payload.
+pub const FORMULA_RECOMMENDATION: &str = "+1+cmd|' /C calc'!A0";
 
 /// The non-JSON answer of `[invalid-once]` / `[invalid-always]`.
 pub const REFUSAL: &str = "Извините, я не могу оценить этот звонок.";
@@ -238,7 +243,11 @@ pub fn analysis_for_request(prompt: &str, with_evidence: bool) -> Value {
         "recommendations": [{
             "category": first_category,
             "issue": "Не выявлена потребность",
-            "recommendation": "Задавать открытые вопросы",
+            "recommendation": if prompt.contains(markers::RECOMMENDATION_FORMULA) {
+                FORMULA_RECOMMENDATION
+            } else {
+                "Задавать открытые вопросы"
+            },
             "priority": "high",
         }],
         "agreements": agreements(prompt),
@@ -395,6 +404,20 @@ mod tests {
         assert_eq!(expected_score(3, 3.5), 1.0);
         assert_eq!(expected_score(1, 2.5), 1.0);
         assert_eq!(expected_score(2, 2.5), 2.5);
+    }
+
+    #[test]
+    fn a_marker_makes_the_recommendation_a_formula() {
+        let a = analysis_for_prompt(&prompt("client: [recommendation:formula]"));
+        assert_eq!(
+            a["recommendations"][0]["recommendation"],
+            json!(FORMULA_RECOMMENDATION)
+        );
+        let plain = analysis_for_prompt(&prompt("client: здравствуйте"));
+        assert_eq!(
+            plain["recommendations"][0]["recommendation"],
+            json!("Задавать открытые вопросы")
+        );
     }
 
     #[test]
