@@ -139,7 +139,6 @@ macro_rules! vars {
         pub const KNOWN_VARS: &[&str] = &[$(stringify!($name), $(stringify!($alias),)*)*];
 
         /// The typed keys the settings read the variables with.
-        #[allow(non_upper_case_globals, dead_code)]
         pub mod var {
             use super::*;
             $(
