@@ -1,7 +1,8 @@
 //! Personal data in transcripts: found and replaced by typed placeholders (`[ТЕЛЕФОН]`,
 //! `[EMAIL]`, `[КАРТА]`, `[ПАСПОРТ]`, `[СНИЛС]`, `[ИНН]`) before a transcript leaves for the
 //! model or is stored, so the model still sees that a number was given; and a keyed hash of
-//! phone numbers for storing them without storing them.
+//! phone numbers for storing them without storing them. `privacy` is what the privacy
+//! variables make of both for each call.
 //!
 //! What the scores depend on stays: prices and amounts, quantities, dates and times,
 //! percentages, article and order numbers. Numbers are judged by their shape (how many
@@ -16,6 +17,12 @@ use std::sync::LazyLock;
 use hmac::{Hmac, KeyInit, Mac};
 use regex::Regex;
 use sha2::Sha256;
+
+mod privacy;
+
+pub use privacy::{
+    MIN_PHONE_HASH_KEY_LEN, PhoneHashKey, PhoneStore, PrivacySettings, TranscriptStore,
+};
 
 /// A kind of personal data the masker replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -767,7 +774,7 @@ pub fn hash_phone(key: &[u8], phone: &str) -> String {
 mod tests {
     use super::*;
 
-    const CORPUS: &str = include_str!("../tests/fixtures/pii_corpus.tsv");
+    const CORPUS: &str = include_str!("../../tests/fixtures/pii_corpus.tsv");
 
     fn kind_named(name: &str) -> Option<PiiKind> {
         PiiKind::ALL.into_iter().find(|k| k.name() == name)
