@@ -406,26 +406,26 @@ fn triage(
     let mut l = listing.lock().expect("listing");
     // Page-number paging over a changing list can repeat an item; a call gets one
     // outcome however often it is listed.
-    let listed_now = page.day.len();
+    let listed_now = page.calls.len();
     let calls: Vec<Call> = page
         .calls
         .into_iter()
         .filter(|c| l.seen.insert(c.id))
         .collect();
-    if day.len() < listed_now {
+    if calls.len() < listed_now {
         tracing::warn!(
             "T-Bank listed {} call(s) twice; each is handled once",
-            listed_now - day.len()
+            listed_now - calls.len()
         );
     }
-    l.listed += day.len() as u64;
+    l.listed += calls.len() as u64;
     l.unreadable += page.broken as u64;
     l.unreadable_items.extend(page.unreadable);
     progress
         .lock()
         .expect("progress")
-        .listed(day.len() as u64);
-    let mut items = Vec::with_capacity(day.len());
+        .listed(calls.len() as u64);
+    let mut items = Vec::with_capacity(calls.len());
     for call in calls {
         let item = if call.duration_s < min_duration {
             Triaged::Done(Outcome::SkippedShort)
