@@ -13,8 +13,7 @@ use crate::cli::CompareArgs;
 use crate::config::{ConfigError, Env};
 use crate::domain::{Analysis, Usage};
 use crate::experiment::{self, ExperimentCall, ExperimentStart, StoredCall};
-use crate::llm::{LlmClient, LlmError, PromptBuilder, response_schema};
-use crate::review;
+use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder, response_schema};
 use crate::run::{self as pipeline, PromptFileError};
 use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::{Store, StoreError};
@@ -151,71 +150,45 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, C
         .iter()
         .map(|c| (c.id, settings.privacy.for_llm(&c.transcript).into_owned()))
         .collect();
+    let keep = KeepExperiment {
+        store: &store,
+        experiment_id,
+        variant: std::sync::Mutex::new(HashMap::new()),
+    };
+    let judge = pipeline::Judge {
+        checklist: &checklist,
+        review_below_percent: settings.review_below_percent,
+    };
     let mut results = futures::stream::iter(calls.iter().map(|call| {
-        let (llm, prompt, schema, checklist) = (&llm, &prompt, &schema, &checklist);
+        let (llm, prompt, schema, checklist, keep) = (&llm, &prompt, &schema, &checklist, &keep);
         let text = &texts[&call.id];
         async move {
             let rendered = prompt.render(text);
-            (call, llm.analyze(&rendered, schema, checklist).await)
+            let answer = llm.analyze(&rendered, schema, checklist).await;
+            pipeline::handle_answer(call.id, text, answer, judge, keep).await
         }
     }))
     .buffer_unordered(settings.llm.max_concurrency)
     // Boxed so the closure's borrowed types do not leak into the command's future.
     .boxed();
-    let mut variant: HashMap<i64, Analysis> = HashMap::new();
     let (mut usage, mut cost, mut failed) = (Usage::default(), None::<f64>, 0usize);
-    while let Some((call, result)) = results.next().await {
-        match result {
-            Ok(mut analyzed) => {
-                review::assess(
-                    &mut analyzed.analysis,
-                    &texts[&call.id],
-                    &checklist,
-                    settings.review_below_percent,
-                );
-                usage += analyzed.usage;
-                if let Some(c) = analyzed.cost {
-                    *cost.get_or_insert(0.0) += c.usd;
-                }
-                store
-                    .save_experiment_call(
-                        experiment_id,
-                        &ExperimentCall {
-                            call_id: call.id,
-                            analysis: Some(&analyzed.analysis),
-                            usage: analyzed.usage,
-                            cost_usd: analyzed.cost.map(|c| c.usd),
-                            error: None,
-                        },
-                    )
-                    .await?;
-                variant.insert(call.id, analyzed.analysis);
-            }
-            Err(e) if e.severity() > Severity::Call => {
-                tracing::error!("experiment {experiment_id} is incomplete");
-                return Err(e.into());
-            }
+    while let Some(result) = results.next().await {
+        let finished = match result {
+            Ok(f) => f,
             Err(e) => {
-                failed += 1;
-                usage += e.usage();
-                let error = e.to_string();
-                tracing::warn!("call {}: {error}", call.id);
-                store
-                    .save_experiment_call(
-                        experiment_id,
-                        &ExperimentCall {
-                            call_id: call.id,
-                            analysis: None,
-                            usage: e.usage(),
-                            cost_usd: e.cost().map(|c| c.usd),
-                            error: Some(&error),
-                        },
-                    )
-                    .await?;
+                tracing::error!("experiment {experiment_id} is incomplete");
+                return Err(e);
             }
+        };
+        usage += finished.spent.usage;
+        if finished.outcome == crate::domain::Outcome::Failed {
+            failed += 1;
+        } else if let Some(c) = finished.spent.cost {
+            *cost.get_or_insert(0.0) += c.usd;
         }
     }
     drop(results);
+    let variant = keep.variant.into_inner().expect("variant");
     store.finish_experiment(experiment_id, usage, cost).await?;
 
     let stored = store.stored_scores(&chosen).await?;
@@ -236,6 +209,57 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, C
         report,
         failed,
     })
+}
+
+/// `compare` keeps each answer as an experiment row, never touching `calls`, and the variant's
+/// analyses for the report.
+struct KeepExperiment<'a> {
+    store: &'a Store,
+    experiment_id: i64,
+    variant: std::sync::Mutex<HashMap<i64, Analysis>>,
+}
+
+impl pipeline::Keep for KeepExperiment<'_> {
+    async fn answer(&self, call_id: i64, analyzed: &Analyzed) -> Result<(), StoreError> {
+        self.store
+            .save_experiment_call(
+                self.experiment_id,
+                &ExperimentCall {
+                    call_id,
+                    analysis: Some(&analyzed.analysis),
+                    usage: analyzed.usage,
+                    cost_usd: analyzed.cost.map(|c| c.usd),
+                    error: None,
+                },
+            )
+            .await?;
+        self.variant
+            .lock()
+            .expect("variant")
+            .insert(call_id, analyzed.analysis.clone());
+        Ok(())
+    }
+
+    async fn failure(
+        &self,
+        call_id: i64,
+        _stage: &'static str,
+        error: &str,
+        spent: &pipeline::Spent,
+    ) -> Result<(), StoreError> {
+        self.store
+            .save_experiment_call(
+                self.experiment_id,
+                &ExperimentCall {
+                    call_id,
+                    analysis: None,
+                    usage: spent.usage,
+                    cost_usd: spent.cost.map(|c| c.usd),
+                    error: Some(error),
+                },
+            )
+            .await
+    }
 }
 
 struct ComparisonInput<'a> {

@@ -1,6 +1,6 @@
 //! One day, top to bottom: take the day's lock, list the calls page by page, triage each
 //! page as it arrives (outcomes decided from the listing cost nothing), hand every admitted
-//! call to [`DayRun::process_call`], count what comes back, and record the run's end —
+//! call to [`process_call`](super::call::process_call), count what comes back, and record the run's end —
 //! however it ends.
 
 use std::collections::{BTreeMap, HashSet};
@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use futures::{FutureExt, StreamExt, stream};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
-use super::call::{Admitted, Finished};
+use super::answer::Finished;
+use super::call::{Admitted, DayCalls, process_call};
 use super::{Prepared, RunError, RunOptions, SAVE_CONCURRENCY};
 use crate::domain::{Call, Outcome};
 use crate::progress::Progress;
@@ -28,24 +28,6 @@ const TICK: Duration = Duration::from_secs(1);
 enum Triaged {
     Done(Outcome),
     Admit(Admitted),
-}
-
-/// A day's run: what every call of the day shares.
-pub(super) struct DayRun<'a> {
-    pub(super) prepared: &'a Prepared,
-    pub(super) day: NaiveDate,
-    pub(super) run_id: Option<i64>,
-    pub(super) opts: &'a RunOptions,
-    /// Transcript requests in flight (TBANK_CONCURRENCY); the LLM client has its own
-    /// adaptive limit.
-    pub(super) transcripts: Semaphore,
-    /// Calls waiting for or in an LLM request (LLM_CONCURRENCY). Waiting here rather
-    /// than inside the client lets a stopped run drop the calls not sent yet.
-    pub(super) llm_slots: Semaphore,
-    pub(super) saves: Semaphore,
-    /// Cancelled when the day stops admitting calls (a fatal error, the lock lost, a
-    /// signal): calls not yet sent to the LLM are then left for a later run.
-    pub(super) halt: CancellationToken,
 }
 
 /// Counters of the listing, updated by the triage step.
@@ -84,94 +66,122 @@ impl Prepared {
         (summary, result)
     }
 
+    /// Open (the lock, the run row), stream the calls, close (the run row's end) — the
+    /// run row gets its end however the stream ended.
     async fn run_locked_day(
         &self,
         day: NaiveDate,
         opts: &RunOptions,
         summary: &mut Summary,
     ) -> Result<(), RunError> {
-        let department = self.settings.department_id;
-        let mut lock = if opts.dry_run {
-            None
-        } else {
-            let lock = self
-                .store
-                .lock_day(department, day)
-                .await?
-                .ok_or(RunError::Locked { department, day })?;
-            for id in self.store.abandon_dead_runs(department, day).await? {
-                tracing::warn!(
-                    "run {id} of {day} stopped without recording its end; marked abandoned"
-                );
-            }
-            Some(lock)
-        };
-        let run_id = match opts.dry_run {
-            true => None,
-            false => Some(
-                self.store
-                    .start_run(&RunStart {
-                        department_id: department,
-                        day,
-                        reanalyze: opts.reanalyze,
-                        limit: opts.limit,
-                        model: &self.settings.llm.model,
-                        checklist_version: &self.checklist_version,
-                        prompt_version: &self.prompt_version,
-                    })
-                    .await?,
-            ),
-        };
-        if let Some(lock) = lock.as_mut() {
-            lock.watch(run_id);
-        }
+        let mut open = self.open_day(day, opts).await?;
         tracing::info!(
-            "scoring department {department}, day {day}{}",
+            "scoring department {}, day {day}{}",
+            self.settings.department_id,
             if opts.dry_run { " (dry run)" } else { "" }
         );
-
         // Admission stops on a signal or when the day's lock is lost.
         let admit = opts.stop.admitting().child_token();
-        let lock_lost = lock.as_ref().map(|l| l.lost());
-        let lock_watch = lock_lost.clone().map(|lost| {
-            let admit = admit.clone();
+        let lock_watch = open.lock.as_ref().map(|l| {
+            let (lost, admit) = (l.lost(), admit.clone());
             tokio::spawn(async move {
                 lost.cancelled().await;
                 admit.cancel();
             })
         });
-        let run = DayRun {
+        let calls = DayCalls {
             prepared: self,
             day,
-            run_id,
+            run_id: open.run_id,
             opts,
             transcripts: Semaphore::new(self.settings.tbank.concurrency),
             llm_slots: Semaphore::new(self.settings.llm.max_concurrency),
             saves: Semaphore::new(SAVE_CONCURRENCY),
-            halt: admit.clone(),
+            halt: admit,
         };
         let attempts_before = self.llm.http_attempts();
-        let (listing, fatal) = run.stream(summary).await;
+        let (listing, fatal) = stream(&calls, summary).await;
         summary.llm_attempts = self.llm.http_attempts() - attempts_before;
-
         let (limit, peak) = self.llm.concurrency();
         tracing::info!(
             "LLM concurrency: {peak} requests in flight at most, adaptive limit now {limit}"
         );
+
+        let error = self
+            .close_day(day, opts, &open, listing, fatal, summary)
+            .await;
+        if let Some(task) = lock_watch {
+            task.abort();
+        }
+        drop(open.lock.take());
+        match error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the day's lock, marks the day's dead runs abandoned, starts the run row and the
+    /// lock's watcher (its heartbeat). A dry run takes nothing and writes nothing.
+    async fn open_day(&self, day: NaiveDate, opts: &RunOptions) -> Result<OpenDay, RunError> {
+        if opts.dry_run {
+            return Ok(OpenDay {
+                lock: None,
+                run_id: None,
+            });
+        }
+        let department = self.settings.department_id;
+        let mut lock = self
+            .store
+            .lock_day(department, day)
+            .await?
+            .ok_or(RunError::Locked { department, day })?;
+        for id in self.store.abandon_dead_runs(department, day).await? {
+            tracing::warn!("run {id} of {day} stopped without recording its end; marked abandoned");
+        }
+        let run_id = self
+            .store
+            .start_run(&RunStart {
+                department_id: department,
+                day,
+                reanalyze: opts.reanalyze,
+                limit: opts.limit,
+                model: &self.settings.llm.model,
+                checklist_version: &self.checklist_version,
+                prompt_version: &self.prompt_version,
+            })
+            .await?;
+        lock.watch(Some(run_id));
+        Ok(OpenDay {
+            lock: Some(lock),
+            run_id: Some(run_id),
+        })
+    }
+
+    /// Counts the listing into the summary, records its unreadable items, decides why the
+    /// day stopped (worst first: a fatal error, the listing breaking off, the lock lost, a
+    /// signal) and records the run row's end and the day's unknown operators.
+    async fn close_day(
+        &self,
+        day: NaiveDate,
+        opts: &RunOptions,
+        open: &OpenDay,
+        listing: Listing,
+        fatal: Option<RunError>,
+        summary: &mut Summary,
+    ) -> Option<RunError> {
+        let department = self.settings.department_id;
         summary.calls_listed = listing.listed;
         summary.items_unreadable = listing.unreadable;
         summary.deferred_by_limit = listing.deferred;
         summary.unknown_operators = listing.unknown;
-        self.record_unreadable(day, run_id, opts, &listing.unreadable_items, summary)
+        self.record_unreadable(day, open.run_id, opts, &listing.unreadable_items, summary)
             .await;
 
-        // Why the day stopped, worst first: a fatal error, the listing breaking off, the
-        // lock lost, a signal.
         let error = if let Some(e) = fatal {
             Some(e)
         } else if let Some(source) = listing.error {
             Some(RunError::Listing { day, source })
-        } else if let Some(reason) = lock.as_ref().and_then(|l| l.lost_reason()) {
+        } else if let Some(reason) = open.lock.as_ref().and_then(|l| l.lost_reason()) {
             Some(RunError::LockLost {
                 department,
                 day,
@@ -180,68 +190,69 @@ impl Prepared {
         } else {
             opts.stop.signal().map(RunError::Interrupted)
         };
+        let Some(id) = open.run_id else {
+            return error;
+        };
         let complete = listing.complete && error.is_none();
-        if let Some(id) = run_id {
-            let status = match &error {
-                Some(RunError::Interrupted(_)) => "interrupted",
-                Some(_) => "failed",
-                // Calls left to another run have no final outcome from this one either.
-                None if summary.count(Outcome::Failed) > 0
-                    || summary.count(Outcome::ClaimedElsewhere) > 0 =>
-                {
-                    "partial"
-                }
-                None => "succeeded",
-            };
-            let error_text = error.as_ref().map(|e| e.to_string());
-            let finish = RunFinish {
-                status,
-                error: error_text.as_deref(),
-                counts: &summary.counts_list(),
-                calls_listed: summary.calls_listed,
-                items_unreadable: summary.items_unreadable,
-                deferred_by_limit: summary.deferred_by_limit,
-                llm_requests: summary.llm_requests,
-                llm_attempts: summary.llm_attempts,
-                cost_source: summary.cost_source(),
-                usage: summary.usage,
-                cost_usd: summary.cost_usd,
-                wall_seconds: summary.wall.as_secs_f64(),
-                unknown_operators: &summary.unknown_operator_names(),
-                listing_complete: complete,
-            };
-            if let Err(e) = self.store.finish_run(id, &finish).await {
-                tracing::error!(
-                    "could not record the end of run {id}: {e}; the next run of {day} marks it abandoned"
-                );
-            }
-            // For `callq operators unknown`. A listing that broke off saw only part of the
-            // day, so its counts may only raise the recorded ones.
-            if let Err(e) = self
-                .store
-                .timed(
-                    "the unknown operators",
-                    self.store.record_unknown_operators(
-                        department,
-                        day,
-                        &summary.unknown_operators,
-                        complete,
-                    ),
-                )
-                .await
+        let status = match &error {
+            Some(RunError::Interrupted(_)) => "interrupted",
+            Some(_) => "failed",
+            // Calls left to another run have no final outcome from this one either.
+            None if summary.count(Outcome::Failed) > 0
+                || summary.count(Outcome::ClaimedElsewhere) > 0 =>
             {
-                tracing::error!("could not record the unknown operators of {day}: {e}");
+                "partial"
             }
+            None => "succeeded",
+        };
+        let error_text = error.as_ref().map(|e| e.to_string());
+        let finish = RunFinish {
+            status,
+            error: error_text.as_deref(),
+            counts: &summary.counts_list(),
+            calls_listed: summary.calls_listed,
+            items_unreadable: summary.items_unreadable,
+            deferred_by_limit: summary.deferred_by_limit,
+            llm_requests: summary.llm_requests,
+            llm_attempts: summary.llm_attempts,
+            cost_source: summary.cost_source(),
+            usage: summary.usage,
+            cost_usd: summary.cost_usd,
+            wall_seconds: summary.wall.as_secs_f64(),
+            unknown_operators: &summary.unknown_operator_names(),
+            listing_complete: complete,
+        };
+        if let Err(e) = self.store.finish_run(id, &finish).await {
+            tracing::error!(
+                "could not record the end of run {id}: {e}; the next run of {day} marks it abandoned"
+            );
         }
-        if let Some(task) = lock_watch {
-            task.abort();
+        // For `callq operators unknown`. A listing that broke off saw only part of the
+        // day, so its counts may only raise the recorded ones.
+        if let Err(e) = self
+            .store
+            .timed(
+                "the unknown operators",
+                self.store.record_unknown_operators(
+                    department,
+                    day,
+                    &summary.unknown_operators,
+                    complete,
+                ),
+            )
+            .await
+        {
+            tracing::error!("could not record the unknown operators of {day}: {e}");
         }
-        drop(lock);
-        match error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        error
     }
+}
+
+/// What a day holds while it runs: the lock (with its watcher) and the run row, neither in
+/// a dry run.
+struct OpenDay {
+    lock: Option<crate::store::DayLock>,
+    run_id: Option<i64>,
 }
 
 impl Prepared {
@@ -282,163 +293,163 @@ impl Prepared {
     }
 }
 
-impl DayRun<'_> {
-    /// The day's stream: listing → triage → one [`DayRun::process_call`] per admitted call,
-    /// `in_flight` at a time. Stops admitting when `halt` is cancelled or on the first
-    /// fatal error, and then lets the calls in flight finish (unless told to stop at once).
-    async fn stream(&self, summary: &mut Summary) -> (Listing, Option<RunError>) {
-        let p = self.prepared;
-        let s = &p.settings;
-        let opts = self.opts;
-        let progress = Mutex::new(Progress::new(self.day, opts.show_progress));
-        let listing = Mutex::new(Listing::default());
-        let in_flight = s.tbank.concurrency + s.llm.max_concurrency + SAVE_CONCURRENCY;
+/// The day's stream: listing → triage → one [`process_call`] per admitted call,
+/// `in_flight` at a time. Stops admitting when `halt` is cancelled or on the first
+/// fatal error, and then lets the calls in flight finish (unless told to stop at once).
+async fn stream(day: &DayCalls<'_>, summary: &mut Summary) -> (Listing, Option<RunError>) {
+    let p = day.prepared;
+    let s = &p.settings;
+    let opts = day.opts;
+    let progress = Mutex::new(Progress::new(day.day, opts.show_progress));
+    let listing = Mutex::new(Listing::default());
+    let in_flight = s.tbank.concurrency + s.llm.max_concurrency + SAVE_CONCURRENCY;
 
-        let pages = p.tbank.calls_of_day(p.group.clone(), self.day, s.timezone);
-        let calls = pages
-            // A listing error ends the listing; the calls admitted so far still finish.
-            .scan((), |_, page| {
-                futures::future::ready(match page {
-                    Ok(page) => Some(Some(page)),
-                    Err(e) => {
-                        listing.lock().expect("listing").error = Some(e);
-                        None
-                    }
-                })
-            })
-            .chain(stream::once(async {
-                let mut l = listing.lock().expect("listing");
-                l.complete = l.error.is_none();
-                None
-            }))
-            .filter_map(futures::future::ready)
-            .then(move |page: Page| stored_of(p, opts.reanalyze, page))
-            .flat_map(|(page, stored)| {
-                let items: Vec<Result<Triaged, RunError>> = match stored {
-                    Ok(stored) => self
-                        .triage(page, &stored, &listing, &progress)
-                        .into_iter()
-                        .map(Ok)
-                        .collect(),
-                    Err(e) => vec![Err(e.into())],
-                };
-                stream::iter(items)
-            })
-            .take_until(self.halt.clone().cancelled_owned())
-            // Boxed: the closures' borrowed types would otherwise leak into the run's
-            // future and keep it from being spawned.
-            .boxed();
-        let mut outcomes = calls
-            .map(move |item| self.handle(item).boxed())
-            .buffer_unordered(in_flight)
-            .boxed();
-
-        let immediate = opts.stop.immediate();
-        let mut fatal: Option<RunError> = None;
-        let mut tick = tokio::time::interval(TICK);
-        loop {
-            tokio::select! {
-                biased;
-                _ = immediate.cancelled() => {
-                    tracing::warn!("stopped with calls still in flight; they are retried by the next run");
-                    break;
+    let pages = p.tbank.calls_of_day(p.group.clone(), day.day, s.timezone);
+    let calls = pages
+        // A listing error ends the listing; the calls admitted so far still finish.
+        .scan((), |_, page| {
+            futures::future::ready(match page {
+                Ok(page) => Some(Some(page)),
+                Err(e) => {
+                    listing.lock().expect("listing").error = Some(e);
+                    None
                 }
-                next = outcomes.next() => match next {
-                    None => break,
-                    Some(Ok(None)) => summary.left_for_later += 1,
-                    Some(Ok(Some(finished))) => {
-                        summary.record(&finished);
-                        progress.lock().expect("progress").finished(
-                            finished.outcome,
-                            summary.count(Outcome::Scored),
-                            summary.count(Outcome::Failed),
-                        );
-                    }
-                    Some(Err(e)) => {
-                        if fatal.is_none() {
-                            tracing::error!("day {}: {e}; admitting no more calls", self.day);
-                            self.halt.cancel();
-                            fatal = Some(e);
-                        }
-                    }
-                },
-                _ = tick.tick() => progress.lock().expect("progress").tick(
-                    summary.count(Outcome::Scored),
-                    summary.count(Outcome::Failed),
-                ),
-            }
-        }
-        drop(outcomes);
-        let listing = std::mem::take(&mut *listing.lock().expect("listing"));
-        (listing, fatal)
-    }
-
-    async fn handle(&self, item: Result<Triaged, RunError>) -> Result<Option<Finished>, RunError> {
-        match item? {
-            Triaged::Done(outcome) => Ok(Some(Finished::done(outcome))),
-            Triaged::Admit(call) => self.process_call(call).await,
-        }
-    }
-
-    /// Decides from the listing what needs no request at all: short calls, stored calls,
-    /// unknown operators, calls beyond `--limit`; the rest are admitted.
-    fn triage(
-        &self,
-        page: Page,
-        stored: &HashSet<i64>,
-        listing: &Mutex<Listing>,
-        progress: &Mutex<Progress>,
-    ) -> Vec<Triaged> {
-        let settings = &self.prepared.settings;
-        let min_duration = i64::from(settings.min_call_duration_s);
-        let mut l = listing.lock().expect("listing");
-        // Page-number paging over a changing list can repeat an item; a call gets one
-        // outcome however often it is listed.
-        let listed_now = page.calls.len();
-        let calls: Vec<Call> = page
-            .calls
-            .into_iter()
-            .filter(|c| l.seen.insert(c.id))
-            .collect();
-        if calls.len() < listed_now {
-            tracing::warn!(
-                "T-Bank listed {} call(s) twice; each is handled once",
-                listed_now - calls.len()
-            );
-        }
-        l.listed += calls.len() as u64;
-        l.unreadable += page.broken as u64;
-        l.unreadable_items.extend(page.unreadable);
-        progress
-            .lock()
-            .expect("progress")
-            .listed(calls.len() as u64);
-        let mut items = Vec::with_capacity(calls.len());
-        for call in calls {
-            let item = if call.duration_s < min_duration {
-                Triaged::Done(Outcome::SkippedShort)
-            } else if stored.contains(&call.id) {
-                Triaged::Done(Outcome::AlreadyScored)
-            } else {
-                match self.prepared.directory.lookup(&call.operator_name) {
-                    None => {
-                        *l.unknown.entry(call.operator_name.clone()).or_default() += 1;
-                        Triaged::Done(Outcome::UnknownOperator)
-                    }
-                    Some(_) if self.opts.limit.is_some_and(|max| l.admitted >= max) => {
-                        l.deferred += 1;
-                        continue;
-                    }
-                    Some(operator_id) => {
-                        l.admitted += 1;
-                        Triaged::Admit(Admitted { call, operator_id })
-                    }
-                }
+            })
+        })
+        .chain(stream::once(async {
+            let mut l = listing.lock().expect("listing");
+            l.complete = l.error.is_none();
+            None
+        }))
+        .filter_map(futures::future::ready)
+        .then(move |page: Page| stored_of(p, opts.reanalyze, page))
+        .flat_map(|(page, stored)| {
+            let items: Vec<Result<Triaged, RunError>> = match stored {
+                Ok(stored) => triage(day, page, &stored, &listing, &progress)
+                    .into_iter()
+                    .map(Ok)
+                    .collect(),
+                Err(e) => vec![Err(e.into())],
             };
-            items.push(item);
+            stream::iter(items)
+        })
+        .take_until(day.halt.clone().cancelled_owned())
+        // Boxed: the closures' borrowed types would otherwise leak into the run's
+        // future and keep it from being spawned.
+        .boxed();
+    let mut outcomes = calls
+        .map(move |item| handle(day, item).boxed())
+        .buffer_unordered(in_flight)
+        .boxed();
+
+    let immediate = opts.stop.immediate();
+    let mut fatal: Option<RunError> = None;
+    let mut tick = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            biased;
+            _ = immediate.cancelled() => {
+                tracing::warn!("stopped with calls still in flight; they are retried by the next run");
+                break;
+            }
+            next = outcomes.next() => match next {
+                None => break,
+                Some(Ok(None)) => summary.left_for_later += 1,
+                Some(Ok(Some(finished))) => {
+                    summary.record(&finished);
+                    progress.lock().expect("progress").finished(
+                        finished.outcome,
+                        summary.count(Outcome::Scored),
+                        summary.count(Outcome::Failed),
+                    );
+                }
+                Some(Err(e)) => {
+                    if fatal.is_none() {
+                        tracing::error!("day {}: {e}; admitting no more calls", day.day);
+                        day.halt.cancel();
+                        fatal = Some(e);
+                    }
+                }
+            },
+            _ = tick.tick() => progress.lock().expect("progress").tick(
+                summary.count(Outcome::Scored),
+                summary.count(Outcome::Failed),
+            ),
         }
-        items
     }
+    drop(outcomes);
+    let listing = std::mem::take(&mut *listing.lock().expect("listing"));
+    (listing, fatal)
+}
+
+async fn handle(
+day: &DayCalls<'_>,
+item: Result<Triaged, RunError>,
+) -> Result<Option<Finished>, RunError> {
+    match item? {
+        Triaged::Done(outcome) => Ok(Some(Finished::done(outcome))),
+        Triaged::Admit(call) => process_call(call, day).await,
+    }
+}
+
+/// Decides from the listing what needs no request at all: short calls, stored calls,
+/// unknown operators, calls beyond `--limit`; the rest are admitted.
+fn triage(
+    day: &DayCalls<'_>,
+    page: Page,
+    stored: &HashSet<i64>,
+    listing: &Mutex<Listing>,
+    progress: &Mutex<Progress>,
+) -> Vec<Triaged> {
+    let settings = &day.prepared.settings;
+    let min_duration = i64::from(settings.min_call_duration_s);
+    let mut l = listing.lock().expect("listing");
+    // Page-number paging over a changing list can repeat an item; a call gets one
+    // outcome however often it is listed.
+    let listed_now = page.calls.len();
+    let calls: Vec<Call> = page
+        .calls
+        .into_iter()
+        .filter(|c| l.seen.insert(c.id))
+        .collect();
+    if calls.len() < listed_now {
+        tracing::warn!(
+            "T-Bank listed {} call(s) twice; each is handled once",
+            listed_now - calls.len()
+        );
+    }
+    l.listed += calls.len() as u64;
+    l.unreadable += page.broken as u64;
+    l.unreadable_items.extend(page.unreadable);
+    progress
+        .lock()
+        .expect("progress")
+        .listed(calls.len() as u64);
+    let mut items = Vec::with_capacity(calls.len());
+    for call in calls {
+        let item = if call.duration_s < min_duration {
+            Triaged::Done(Outcome::SkippedShort)
+        } else if stored.contains(&call.id) {
+            Triaged::Done(Outcome::AlreadyScored)
+        } else {
+            match day.prepared.directory.lookup(&call.operator_name) {
+                None => {
+                    *l.unknown.entry(call.operator_name.clone()).or_default() += 1;
+                    Triaged::Done(Outcome::UnknownOperator)
+                }
+                Some(_) if day.opts.limit.is_some_and(|max| l.admitted >= max) => {
+                    l.deferred += 1;
+                    continue;
+                }
+                Some(operator_id) => {
+                    l.admitted += 1;
+                    Triaged::Admit(Admitted { call, operator_id })
+                }
+            }
+        };
+        items.push(item);
+    }
+    items
 }
 
 /// A page with the ids of its calls already stored (none asked for when re-analysing).

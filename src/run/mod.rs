@@ -3,6 +3,7 @@
 //! admitted call's whole life — transcript, analysis, save — ending in its outcome.
 //! ARCHITECTURE.md has the map.
 
+mod answer;
 mod call;
 mod day;
 mod error;
@@ -18,7 +19,7 @@ use crate::operators::Directory;
 use crate::store::{Revisit, Store};
 use crate::tbank::{Group, TbankClient};
 
-pub(crate) use call::Finished;
+pub(crate) use answer::{Finished, Judge, Keep, Spent, handle as handle_answer};
 pub use error::{PromptFileError, RunError, Signal};
 pub use stop::Stop;
 
