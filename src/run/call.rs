@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use super::answer::{self, Finished, Judge, Keep, Spent};
 use super::{Prepared, RunError, RunOptions};
 use crate::domain::{Call, Outcome};
-use crate::severity::{Severe, Severity};
 use crate::llm::Analyzed;
+use crate::severity::{Severe, Severity};
 use crate::store::{CallRecord, Claim, Failure, StoreError};
 
 /// A listed call the triage let in: a known operator, not stored yet.
@@ -90,7 +90,11 @@ pub(super) async fn process_call(
     // Claimed only now, right before the request, so a stopped run holds claims for the
     // calls really at the LLM and no others.
     if let Some(run_id) = day.run_id {
-        match p.store.claim_call(call.id, run_id, day.opts.reanalyze).await {
+        match p
+            .store
+            .claim_call(call.id, run_id, day.opts.reanalyze)
+            .await
+        {
             Ok(Claim::Won) => {}
             Ok(Claim::Busy) => {
                 tracing::info!("call {}: another run is scoring it now", call.id);
@@ -143,7 +147,12 @@ async fn not_transcribed(keep: &SaveCall<'_>) -> Result<Finished, RunError> {
     let call_id = keep.call.id;
     tracing::info!("call {call_id} has no transcript yet; a later run will pick it up");
     match keep
-        .failure(call_id, "no_transcript", "not transcribed yet", &Spent::default())
+        .failure(
+            call_id,
+            "no_transcript",
+            "not transcribed yet",
+            &Spent::default(),
+        )
         .await
     {
         Ok(()) => {}

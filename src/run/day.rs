@@ -383,8 +383,8 @@ async fn stream(day: &DayCalls<'_>, summary: &mut Summary) -> (Listing, Option<R
 }
 
 async fn handle(
-day: &DayCalls<'_>,
-item: Result<Triaged, RunError>,
+    day: &DayCalls<'_>,
+    item: Result<Triaged, RunError>,
 ) -> Result<Option<Finished>, RunError> {
     match item? {
         Triaged::Done(outcome) => Ok(Some(Finished::done(outcome))),
