@@ -20,9 +20,6 @@ use tokio::sync::Notify;
 /// for the run to hand over its next calls, short enough for a run's last call.
 pub const QUIET: Duration = Duration::from_secs(1);
 
-/// Requests refused alike in a row that trip the breaker unless configured otherwise.
-pub const DEFAULT_THRESHOLD: usize = 5;
-
 #[derive(Clone)]
 pub struct Breaker {
     inner: Arc<Inner>,
@@ -69,6 +66,7 @@ impl Breaker {
         }
     }
 
+    #[cfg(test)]
     pub fn threshold(&self) -> usize {
         self.inner.threshold
     }
@@ -91,6 +89,7 @@ impl Breaker {
     }
 
     /// The signature that tripped the breaker, with the count, if it has.
+    #[cfg(test)]
     pub fn tripped(&self) -> Option<(String, usize)> {
         self.state().tripped.clone()
     }

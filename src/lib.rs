@@ -2,35 +2,36 @@
 //!
 //! For one department and one day: the checklist (Google Sheets or a CSV file), the day's
 //! calls and transcripts (T-Bank TQM), one LLM analysis per call (an OpenAI-compatible
-//! gateway), and the results upserted into PostgreSQL. `pipeline` is the run, top to bottom.
+//! gateway), and the results upserted into PostgreSQL. `run` is the run, top to bottom; `commands`
+//! holds one file per subcommand, and nothing below it calls it.
 
-pub mod breaker;
-pub mod calibration;
+pub(crate) mod breaker;
+pub(crate) mod calibration;
 pub mod checklist;
 pub mod cli;
 pub mod commands;
-pub mod concurrency;
+pub(crate) mod concurrency;
 pub mod config;
 pub(crate) mod csv_file;
 pub mod demo;
 pub mod domain;
-pub mod evidence;
-pub mod experiment;
+pub(crate) mod evidence;
+pub(crate) mod experiment;
 pub mod export;
 pub mod llm;
 pub mod logging;
 pub mod metrics;
 pub mod operators;
 pub mod pii;
-pub mod progress;
+pub(crate) mod progress;
 pub mod redact;
 pub mod report;
 pub mod retry;
-pub mod review;
+pub(crate) mod review;
 pub mod run;
 pub mod severity;
 pub mod store;
 pub mod summary;
-pub mod tbank;
-pub mod text;
+pub(crate) mod tbank;
+pub(crate) mod text;
 pub mod tls;

@@ -4,9 +4,6 @@
 use crate::domain::{Analysis, Checklist, ReviewReason};
 use crate::evidence::Transcript;
 
-/// Default of REVIEW_BELOW_PERCENT: calls scored below half go to review.
-pub const DEFAULT_REVIEW_BELOW_PERCENT: u8 = 50;
-
 /// Checks every quote against `transcript` (setting `evidence_verified`) and sets
 /// `review_reasons`. A call judged not to be a sales call has no scores and no reasons.
 pub fn assess(analysis: &mut Analysis, transcript: &str, checklist: &Checklist, below_percent: u8) {

@@ -11,7 +11,7 @@ use crate::checklist::ChecklistError;
 use crate::cli::{CalibrateImportArgs, CalibrateReportArgs};
 use crate::config::{ConfigError, Env};
 use crate::operators::import::LineError;
-use crate::run as pipeline;
+use crate::run;
 use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::{Store, StoreError};
 
@@ -82,7 +82,7 @@ pub async fn import_file(path: &Path, env: &Env) -> Result<HumanImportCounts, Ca
         path: shown.clone(),
         error,
     })?;
-    let checklist = pipeline::load_checklist(&source)
+    let checklist = run::load_checklist(&source)
         .await
         .map_err(CalibrateError::Checklist)?;
     let parsed = human_import::parse(&bytes, &checklist);

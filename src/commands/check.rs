@@ -8,7 +8,7 @@ use crate::config::{ConfigError, Env, RunSettings};
 use crate::domain::{Checklist, Criterion};
 use crate::llm::{LlmClient, StructuredOutput, criteria_list, response_schema};
 use crate::operators::Directory;
-use crate::run as pipeline;
+use crate::run;
 use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::Store;
 use crate::tbank::TbankClient;
@@ -103,7 +103,7 @@ pub async fn check_lines(env: &Env) -> (ExitCode, Vec<String>) {
         Err(_) => r.skipped("database", "DATA_BASE is not usable"),
     }
     match env.checklist_source() {
-        Ok(source) => match pipeline::load_checklist(&source).await {
+        Ok(source) => match run::load_checklist(&source).await {
             Ok(list) => r.ok(
                 "checklist",
                 format!(
@@ -208,7 +208,7 @@ async fn database(r: &mut Report, db: &crate::config::DbSettings, department: Op
 }
 
 fn prompt(r: &mut Report, s: &RunSettings) {
-    match pipeline::load_template(&s.prompt_file) {
+    match run::load_template(&s.prompt_file) {
         Ok(_) => r.ok("prompt template", s.prompt_file.display()),
         Err(e) => r.failed(
             "prompt template",

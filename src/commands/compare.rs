@@ -14,7 +14,7 @@ use crate::config::{ConfigError, Env};
 use crate::domain::{Analysis, Usage};
 use crate::experiment::{self, ExperimentCall, ExperimentStart, StoredCall};
 use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder, response_schema};
-use crate::run::{self as pipeline, PromptFileError};
+use crate::run::{self, PromptFileError};
 use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::{Store, StoreError};
 
@@ -99,8 +99,8 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, C
         }
         _ => return Err(CompareError::Usage("give --date or --from and --to".into())),
     };
-    let template = pipeline::load_template(&settings.prompt_file)?;
-    let checklist = pipeline::load_checklist(&settings.checklist).await?;
+    let template = run::load_template(&settings.prompt_file)?;
+    let checklist = run::load_checklist(&settings.checklist).await?;
     let prompt = PromptBuilder::new(template, &checklist).layout(settings.prompt_layout);
     let schema = response_schema(&checklist);
 
@@ -155,7 +155,7 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, C
         experiment_id,
         variant: std::sync::Mutex::new(HashMap::new()),
     };
-    let judge = pipeline::Judge {
+    let judge = run::Judge {
         checklist: &checklist,
         review_below_percent: settings.review_below_percent,
     };
@@ -165,7 +165,7 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, C
         async move {
             let rendered = prompt.render(text);
             let answer = llm.analyze(&rendered, schema, checklist).await;
-            pipeline::handle_answer(call.id, text, answer, judge, keep).await
+            run::handle_answer(call.id, text, answer, judge, keep).await
         }
     }))
     .buffer_unordered(settings.llm.max_concurrency)
@@ -219,7 +219,7 @@ struct KeepExperiment<'a> {
     variant: std::sync::Mutex<HashMap<i64, Analysis>>,
 }
 
-impl pipeline::Keep for KeepExperiment<'_> {
+impl run::Keep for KeepExperiment<'_> {
     async fn answer(&self, call_id: i64, analyzed: &Analyzed) -> Result<(), StoreError> {
         self.store
             .save_experiment_call(
@@ -245,7 +245,7 @@ impl pipeline::Keep for KeepExperiment<'_> {
         call_id: i64,
         _stage: &'static str,
         error: &str,
-        spent: &pipeline::Spent,
+        spent: &run::Spent,
     ) -> Result<(), StoreError> {
         self.store
             .save_experiment_call(

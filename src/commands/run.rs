@@ -2,7 +2,7 @@
 //! it must visit again). Prints a summary per day, even for a day that stopped early, and
 //! publishes metrics on every exit.
 
-use crate::severity::Severe;
+use crate::severity::{Severe, Severity};
 use chrono::NaiveDate;
 
 use super::purge::PurgeReport;
@@ -37,7 +37,9 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
     {
         let message = format!("--from {from} is after --to {to}");
         tracing::error!("{message}");
-        return report.finish(args, ExitCode::BadInput, Some(message)).await;
+        return report
+            .finish(args, ExitCode::from(Severity::Input), Some(message))
+            .await;
     }
     let opts = RunOptions {
         dry_run: args.dry_run,
@@ -164,7 +166,7 @@ impl RunReport {
             crate::redact::println(&summary);
         }
         if summary.failures_total > 0 {
-            self.worst = self.worst.max(ExitCode::SomeFailed);
+            self.worst = self.worst.max(ExitCode::from(Severity::Call));
         }
         // Calls another live run was scoring did not reach a final outcome in this run: not
         // exit 0, and the nightly run revisits the day to see them saved.
@@ -173,7 +175,7 @@ impl RunReport {
             tracing::warn!(
                 "{left} call(s) were left to another run scoring them; the nightly run checks them again"
             );
-            self.worst = self.worst.max(ExitCode::SomeFailed);
+            self.worst = self.worst.max(ExitCode::from(Severity::Call));
         }
         if let Some(e) = error {
             self.worst = self.worst.max(e.exit_code());

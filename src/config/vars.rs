@@ -262,18 +262,6 @@ mod tests {
         assert_eq!(var::RETRY_MAX_ATTEMPTS.default_value(), retry.max_attempts);
         assert_eq!(var::RETRY_BASE_DELAY_MS.default_value(), retry.min_delay);
         assert_eq!(
-            var::LLM_BREAKER_THRESHOLD.default_value(),
-            crate::breaker::DEFAULT_THRESHOLD
-        );
-        assert_eq!(
-            var::TBANK_BREAKER_THRESHOLD.default_value(),
-            crate::breaker::DEFAULT_THRESHOLD
-        );
-        assert_eq!(
-            var::REVIEW_BELOW_PERCENT.default_value(),
-            crate::review::DEFAULT_REVIEW_BELOW_PERCENT
-        );
-        assert_eq!(
             var::DB_TIMEOUT_S.default_value(),
             super::super::database::DEFAULT_DB_TIMEOUT
         );

@@ -702,7 +702,9 @@ fn digit_values(digits: &str) -> Option<Vec<u32>> {
     digits.chars().map(|c| c.to_digit(10)).collect()
 }
 
-/// The bank card checksum over the digits of `number` (separators ignored).
+/// The bank card checksum over the digits of `number` (separators ignored); the masker
+/// itself asks the `luhn` crate, this spells out what the tests expect of it.
+#[cfg(test)]
 pub fn luhn_valid(number: &str) -> bool {
     let digits: String = number.chars().filter(char::is_ascii_digit).collect();
     !digits.is_empty() && luhn::valid(&digits)

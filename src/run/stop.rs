@@ -19,11 +19,6 @@ pub struct Stop {
 }
 
 impl Stop {
-    /// A stop that nothing triggers but [`Stop::request`] (tests, the demo).
-    pub fn manual() -> Stop {
-        Stop::default()
-    }
-
     /// Listens for SIGTERM and SIGINT for the life of the process.
     pub fn on_signals(grace: Duration) -> Stop {
         let stop = Stop::default();

@@ -12,7 +12,7 @@ use crate::domain::Call;
 use crate::retry::RetryPolicy;
 
 pub use client::TbankClient;
-pub use error::{Request, TbankError};
+pub use error::TbankError;
 
 #[derive(Clone)]
 pub struct TbankSettings {
