@@ -41,6 +41,15 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Shows the day's summary as `callq run` and `callq demo` do: in the log, and on
+    /// stdout (secrets masked) unless `stdout` is false (`--json` prints its own).
+    pub fn show(&self, stdout: bool) {
+        tracing::info!("{}", self.to_string().trim_end());
+        if stdout {
+            crate::redact::println(self);
+        }
+    }
+
     pub fn add(&mut self, outcome: Outcome) {
         *self.counts.entry(outcome).or_default() += 1;
     }

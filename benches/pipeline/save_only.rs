@@ -11,7 +11,7 @@ use callq::store::{CallRecord, Store};
 use chrono::NaiveTime;
 use futures::StreamExt;
 
-use super::common::{DEPARTMENT, TestDb, day};
+use super::{DEPARTMENT, TestDb, day};
 use super::dialogue;
 
 /// Concurrent `save_call` tasks (and pool connections).
