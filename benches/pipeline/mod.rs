@@ -330,17 +330,27 @@ impl Row {
         // What the measurement itself must have seen, so a broken benchmark is not mistaken
         // for a fast or slow run.
         let c = &self.case;
-        let faultless = c.gateway_limit.is_none() && c.llm_error_rate == 0.0 && c.tbank_error_rate == 0.0;
+        let faultless =
+            c.gateway_limit.is_none() && c.llm_error_rate == 0.0 && c.tbank_error_rate == 0.0;
         if faultless && self.llm_requests != c.calls {
-            p.push(format!("{} LLM requests for {} calls", self.llm_requests, c.calls));
+            p.push(format!(
+                "{} LLM requests for {} calls",
+                self.llm_requests, c.calls
+            ));
         }
         if faultless && self.served_429 > 0 {
-            p.push(format!("{} refused with 429 without a gateway limit", self.served_429));
+            p.push(format!(
+                "{} refused with 429 without a gateway limit",
+                self.served_429
+            ));
         }
         if self.in_flight_max > c.concurrency || (c.calls > 0 && self.in_flight_max == 0) {
-            p.push(format!("{} in flight with C={}", self.in_flight_max, c.concurrency));
+            p.push(format!(
+                "{} in flight with C={}",
+                self.in_flight_max, c.concurrency
+            ));
         }
-        if c.calls > 0 && !self.first_llm.is_some_and(|f| f <= self.wall) {
+        if c.calls > 0 && self.first_llm.is_none_or(|f| f > self.wall) {
             p.push("no first LLM request seen".to_string());
         }
         if self.peak_rss_kb.is_none_or(|kb| kb == 0) {

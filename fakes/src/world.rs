@@ -28,8 +28,11 @@ pub struct World {
     pub checklist_rows: Vec<Vec<String>>,
     pub instructions_rows: Vec<Vec<String>>,
     pub google_latency: Duration,
-    /// Written to `prompt.txt` beside the env file (PROMPT_FILE).
+    /// The prompt template, written beside the env file (PROMPT_FILE).
     pub prompt: String,
+    /// The names of the prompt's and the service-account key's files in the directory.
+    pub prompt_file: String,
+    pub key_file: String,
     /// DEPARTAMENT_ID.
     pub department: i32,
     /// The env file's name in the world's directory.
@@ -51,6 +54,8 @@ impl Default for World {
             instructions_rows: scenario::sample_instructions_rows(),
             google_latency: Duration::from_millis(2),
             prompt: PROMPT_TEMPLATE.into(),
+            prompt_file: "prompt.txt".into(),
+            key_file: "service_account.json".into(),
             department: 1,
             env_file: ".env.department1".into(),
             env_comment: "written like the old tool's .env.department1".into(),
@@ -104,11 +109,8 @@ impl World {
         })
         .await;
         let llm = FakeLlm::start(self.llm.clone()).await;
-        let key = write(
-            dir.join("service_account.json"),
-            &google.service_account_key_json(),
-        )?;
-        let prompt = write(dir.join("prompt.txt"), &self.prompt)?;
+        let key = write(dir.join(&self.key_file), &google.service_account_key_json())?;
+        let prompt = write(dir.join(&self.prompt_file), &self.prompt)?;
         let text = self.env_text(&EnvPaths {
             key: &key,
             prompt: &prompt,
@@ -266,7 +268,8 @@ impl Drop for Database {
                 return;
             };
             rt.block_on(async {
-                if let Ok((c, conn)) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                if let Ok((c, conn)) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
                 {
                     tokio::spawn(conn);
                     let _ = c
@@ -316,12 +319,12 @@ mod tests {
             "MODEL=gpt-test".to_string(),
             "DEPARTAMENT_ID=1".to_string(),
         ] {
-            assert!(text.lines().any(|l| l == line), "{line} missing in:\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing in:\n{text}"
+            );
         }
         assert!(text.ends_with("LLM_CONCURRENCY=3\n"), "{text}");
-        assert!(text.contains(&format!(
-            "PROMPT_FILE={}",
-            dir.join("prompt.txt").display()
-        )));
+        assert!(text.contains(&format!("PROMPT_FILE={}", dir.join("prompt.txt").display())));
     }
 }

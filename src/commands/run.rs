@@ -71,7 +71,9 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
         }
     }
     prepared
-        .run_days(days, &opts, |summary, error| report.day(args, summary, error))
+        .run_days(days, &opts, |summary, error| {
+            report.day(args, summary, error)
+        })
         .await;
     // Retention after the night's scoring, unless stopped by a signal. It is
     // housekeeping: a failure is logged as a warning and leaves the exit code as the

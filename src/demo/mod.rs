@@ -154,11 +154,13 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoStop> {
         checklist_rows: world::checklist_rows(),
         google_latency: Duration::from_millis(5),
         prompt: world::PROMPT.into(),
+        prompt_file: "demo-prompt.txt".into(),
+        key_file: "demo-service-account.json".into(),
         department: world::DEPARTMENT,
         env_file: ".env.demo".into(),
         env_comment: "Written by `callq demo`: the simulators' addresses of this one run.".into(),
-        env_settings: "LLM_CONCURRENCY=8\nLLM_PRICE_INPUT_PER_1M=0.15\nLLM_PRICE_OUTPUT_PER_1M=0.60\n"
-            .into(),
+        env_settings:
+            "LLM_CONCURRENCY=8\nLLM_PRICE_INPUT_PER_1M=0.15\nLLM_PRICE_OUTPUT_PER_1M=0.60\n".into(),
         ..World::default()
     }
     .start(&opts.out, &url)
@@ -266,7 +268,11 @@ async fn run_days(env: Env, first: NaiveDate, last: NaiveDate) -> Result<ExitCod
             return Ok(e.exit_code());
         }
     };
-    let days = first.iter_days().take_while(|d| *d <= last).map(|d| (d, None)).collect();
+    let days = first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|d| (d, None))
+        .collect();
     let mut worst = ExitCode::Ok;
     prepared
         .run_days(days, &opts, |summary, error| {

@@ -204,11 +204,7 @@ impl Prepared {
             .date_naive();
         Some((
             days,
-            crate::store::PurgeScope::older_than(
-                today,
-                days,
-                Some(self.settings.department_id),
-            ),
+            crate::store::PurgeScope::older_than(today, days, Some(self.settings.department_id)),
         ))
     }
 
