@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     let binary = if plan.cases.is_empty() {
         None
     } else {
-        match bench::release_binary() {
+        match bench::callq_binary() {
             Ok(b) => Some(b),
             Err(e) => {
                 eprintln!("pipeline bench: {e}");

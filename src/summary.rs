@@ -41,6 +41,18 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Shows the day's summary as `callq run` and `callq demo` do: in the log, and on
+    /// stdout (secrets masked) unless `stdout` is false (`--json` prints its own).
+    pub fn show(&self, stdout: bool) {
+        if stdout {
+            // Printed on stdout too: the console log leaves this copy out on a terminal.
+            tracing::info!(target: crate::logging::PRINTED, "{}", self.to_string().trim_end());
+            crate::redact::println(self);
+        } else {
+            tracing::info!("{}", self.to_string().trim_end());
+        }
+    }
+
     pub fn add(&mut self, outcome: Outcome) {
         *self.counts.entry(outcome).or_default() += 1;
     }

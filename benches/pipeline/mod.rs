@@ -1,15 +1,14 @@
 //! The pipeline benchmark's cases, their measurement and the report. `benches/pipeline.rs`
-//! is the command line around it; `tests/bench_smoke.rs` runs the `smoke` case with the
-//! debug binary so a broken benchmark shows up in `./scripts/test`.
+//! is the command line around it. `./scripts/test` runs the `smoke` case with the debug
+//! binary (`cargo bench --profile dev`), so a broken benchmark shows up there.
 //!
-//! One case: a fresh database, the fake T-Bank, Google and LLM servers in this process
-//! (the end-to-end harness of `tests/it/common`), then the real `callq run` binary as a child
-//! process whose peak RSS is sampled from `/proc`. Afterwards the fakes' counters and the
-//! database say what was sent and what was stored.
+//! One case: a fresh database and the simulated world of the fakes crate
+//! (`callq_fakes::world`: the fake T-Bank, Google and LLM servers in this process, the env
+//! file pointing at them), then the real `callq run` binary as a child process whose peak RSS
+//! is sampled from `/proc`. Afterwards the fakes' counters and the database say what was sent
+//! and what was stored.
 #![allow(dead_code)]
 
-#[path = "../../tests/it/common/mod.rs"]
-mod common;
 mod dialogue;
 mod save_only;
 
@@ -18,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+pub use callq_fakes::world::Database as TestDb;
+use callq_fakes::world::{Directory, World};
 use callq_fakes::{LlmConfig, TbankConfig, TbankFaults, scenario};
+use chrono::NaiveDate;
 use tokio::io::AsyncReadExt;
 
 pub use save_only::SaveRow;
@@ -27,6 +29,14 @@ pub use save_only::SaveRow;
 pub const SAVE_CALLS: usize = 10_000;
 /// Transcript requests in flight (`TBANK_CONCURRENCY`).
 pub const TBANK_CONCURRENCY: usize = 8;
+/// The department the benchmark's directory and env file name.
+pub const DEPARTMENT: i32 = 1;
+
+/// The day every case scores.
+pub fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 8, 7).expect("a valid day")
+}
+
 /// How often the child's peak RSS and the first LLM request are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
@@ -317,33 +327,55 @@ impl Row {
         if self.failures > 0 {
             p.push(format!("{} failed", self.failures));
         }
+        // What the measurement itself must have seen, so a broken benchmark is not mistaken
+        // for a fast or slow run.
+        let c = &self.case;
+        let faultless =
+            c.gateway_limit.is_none() && c.llm_error_rate == 0.0 && c.tbank_error_rate == 0.0;
+        if faultless && self.llm_requests != c.calls {
+            p.push(format!(
+                "{} LLM requests for {} calls",
+                self.llm_requests, c.calls
+            ));
+        }
+        if faultless && self.served_429 > 0 {
+            p.push(format!(
+                "{} refused with 429 without a gateway limit",
+                self.served_429
+            ));
+        }
+        if self.in_flight_max > c.concurrency || (c.calls > 0 && self.in_flight_max == 0) {
+            p.push(format!(
+                "{} in flight with C={}",
+                self.in_flight_max, c.concurrency
+            ));
+        }
+        if c.calls > 0 && self.first_llm.is_none_or(|f| f > self.wall) {
+            p.push("no first LLM request seen".to_string());
+        }
+        if self.peak_rss_kb.is_none_or(|kb| kb == 0) {
+            p.push("no peak RSS sampled".to_string());
+        }
+        let shared = self.shared_prefix_pct();
+        if c.calls > 1 && !(shared > 0.0 && shared < 100.0) {
+            p.push(format!("shared prompt prefix {shared:.1}%"));
+        }
         p
     }
 }
 
-/// The release binary `cargo build --release -p callq` makes, beside this benchmark's own
-/// executable (so a `CARGO_TARGET_DIR` is followed) or under the package's `target/`.
-pub fn release_binary() -> Result<PathBuf, String> {
-    let mut candidates = Vec::new();
-    if let Ok(exe) = std::env::current_exe()
-        && let Some(profile_dir) = exe.parent().and_then(Path::parent)
-        && profile_dir.file_name().is_some_and(|n| n == "release")
-    {
-        candidates.push(profile_dir.join("callq"));
+/// The `callq` binary cargo built with this benchmark's profile: the release one under
+/// `cargo bench`, the debug one under `cargo bench --profile dev` (`./scripts/test`).
+pub fn callq_binary() -> Result<PathBuf, String> {
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_callq"));
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "{} is not built; run ./scripts/bench, which builds it",
+            binary.display()
+        ))
     }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/callq"));
-    candidates.dedup();
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        format!(
-            "the release binary is not built (looked at {}); run ./scripts/bench, which builds it, \
-             or `cargo build --release -p callq` first",
-            candidates
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })
 }
 
 /// Peak resident set size (`VmHWM`) of a running process, in kB.
@@ -358,10 +390,13 @@ fn vm_hwm_kb(pid: u32) -> Option<u64> {
 /// Runs one case: fresh database and fakes, `callq run` as a child process, counters and
 /// database checked afterwards. The database is dropped when this returns.
 pub async fn run_case(case: &Case, binary: &Path) -> Row {
-    let day = common::day();
-    let world = common::World {
-        calls: dialogue::calls(day, case.calls, case.phrases),
+    let day = day();
+    callq::tls::install_crypto_provider();
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let world = World {
         tbank: TbankConfig {
+            calls: dialogue::calls(day, case.calls, case.phrases),
             page_size: case.page_size,
             transcript_latency: Duration::from_millis(case.transcript_latency_ms),
             faults: TbankFaults {
@@ -380,25 +415,45 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
             seed: 7,
             ..LlmConfig::default()
         },
-        checklist_rows: scenario::sample_checklist_rows(),
-        operators: scenario::sample_operators()
-            .into_iter()
-            .map(|(id, _, name)| (id as i32, name, common::DEPARTMENT))
-            .collect(),
-        // Later lines win over the harness's own values.
-        env_extra: format!(
-            "LLM_CONCURRENCY={}\nTBANK_CONCURRENCY={TBANK_CONCURRENCY}\nRETRY_BASE_DELAY_MS=200\n\
-             LOGGING_ON_FILE=False\nLOGGING_LEVEL=WARNING\n{}",
+        department: DEPARTMENT,
+        env_settings: format!(
+            "LOGGING_NAME=department1\nLOGGING_LEVEL=WARNING\nLOGGING_DIR={logs}\nLOGGING_ON_CONSOLE=True\n\
+             LOGGING_ON_FILE=False\nLOGGING_ON_DB=False\nAUTH_TYPE=tqm\nAUTH_SYSTEM=tqm\nCHECK_DAY_AGO=2\n\
+             LLM_CONCURRENCY={}\nTBANK_CONCURRENCY={TBANK_CONCURRENCY}\nRETRY_BASE_DELAY_MS=200\n\
+             LLM_PRICE_INPUT_PER_1M=0,5\nLLM_PRICE_OUTPUT_PER_1M=1.5\n{}",
             case.concurrency,
             if case.pii_masking {
                 "PII_MASKING=on\nTRANSCRIPT_STORE=masked\n"
             } else {
                 "PII_MASKING=off\nTRANSCRIPT_STORE=raw\n"
-            }
+            },
+            logs = dir.path().join("logs").display(),
         ),
-        ..common::World::default()
+        ..World::default()
     };
-    let h = common::Harness::start(world).await;
+    let h = world
+        .start(dir.path(), &db.url)
+        .await
+        .expect("write the world's files");
+    // Migrated before the clock starts, as a deployed database is.
+    let env = callq::config::Env::load_with(&h.env_path, true, Vec::new());
+    let store = callq::store::Store::connect(&env.database().expect("DATA_BASE"), 1)
+        .await
+        .expect("connect to the case's database");
+    store.migrate().await.expect("migrate the case's database");
+    drop(store);
+    let client = db.client().await;
+    Directory {
+        department: DEPARTMENT,
+        department_name: "Продажи".into(),
+        operators: scenario::sample_operators()
+            .into_iter()
+            .map(|(id, _, name)| (id as i32, name, DEPARTMENT))
+            .collect(),
+    }
+    .fill(&client)
+    .await
+    .expect("fill the operator directory");
 
     let mut cmd = tokio::process::Command::new(binary);
     cmd.arg("run")
@@ -457,8 +512,15 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
     };
     let stdout = stdout.await.unwrap_or_default();
     let stderr = stderr.await.unwrap_or_default();
-    let rows = h.count("SELECT count(*) FROM calls").await;
-    let failures = h.count("SELECT count(*) FROM call_failures").await;
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move {
+            let row = client.query_one(sql, &[]).await.expect("count rows");
+            row.get::<_, i64>(0)
+        }
+    };
+    let rows = count("SELECT count(*) FROM calls").await;
+    let failures = count("SELECT count(*) FROM call_failures").await;
     Row {
         case: case.clone(),
         wall,

@@ -11,8 +11,8 @@ use callq::store::{CallRecord, Store};
 use chrono::NaiveTime;
 use futures::StreamExt;
 
-use super::common::{DEPARTMENT, TestDb, day};
 use super::dialogue;
+use super::{DEPARTMENT, TestDb, day};
 
 /// Concurrent `save_call` tasks (and pool connections).
 pub const TASKS: usize = 4;

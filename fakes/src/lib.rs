@@ -5,6 +5,9 @@
 //! its error shapes, paging and tolerance quirks), and adds what a test needs to look
 //! inside: atomic counters, run-time knobs and deterministic fault injection.
 //!
+//! [`world`] puts them together with the files a department's env file names: the one
+//! simulated world the tests, the pipeline benchmark and `callq demo` share.
+//!
 //! Every server is started with `start(config).await` on the current tokio runtime and
 //! stays up for as long as its handle lives (dropping the handle stops accepting new
 //! connections), so keep the handle in a variable for the whole test.
@@ -15,6 +18,7 @@ pub mod google;
 pub mod llm;
 pub mod scenario;
 pub mod tbank;
+pub mod world;
 
 pub use google::{FakeGoogle, GoogleConfig};
 pub use llm::{

@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use chrono::NaiveDate;
-
 use crate::cli::PurgeArgs;
 use crate::config::{ConfigError, Env};
 use crate::severity::{ExitCode, Severe, Severity};
@@ -65,14 +63,12 @@ pub async fn purge_report(args: &PurgeArgs, env: &Env) -> Result<PurgeReport, Pu
     let today = chrono::Utc::now()
         .with_timezone(&settings.timezone)
         .date_naive();
-    let scope = PurgeScope {
-        before: cutoff(today, days),
-        department_id: if args.all_departments {
-            None
-        } else {
-            settings.department_id
-        },
+    let department = if args.all_departments {
+        None
+    } else {
+        settings.department_id
     };
+    let scope = PurgeScope::older_than(today, days, department);
     let store = Store::connect(&settings.db, 2).await?;
     store.require_tables(&["calls", "call_transcripts"]).await?;
     let counts = if args.dry_run {
@@ -86,11 +82,6 @@ pub async fn purge_report(args: &PurgeArgs, env: &Env) -> Result<PurgeReport, Pu
         scope,
         counts,
     })
-}
-
-/// The first day kept: a call `days` days old or less stays.
-pub fn cutoff(today: NaiveDate, days: u32) -> NaiveDate {
-    today - chrono::Days::new(u64::from(days))
 }
 
 impl fmt::Display for PurgeReport {
@@ -117,19 +108,7 @@ impl fmt::Display for PurgeReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn older_than_n_days_keeps_the_day_n_days_back() {
-        let today = NaiveDate::from_ymd_opt(2025, 8, 9).unwrap();
-        assert_eq!(
-            cutoff(today, 2),
-            NaiveDate::from_ymd_opt(2025, 8, 7).unwrap()
-        );
-        assert_eq!(
-            cutoff(today, 90),
-            NaiveDate::from_ymd_opt(2025, 5, 11).unwrap()
-        );
-    }
+    use chrono::NaiveDate;
 
     #[test]
     fn the_report_says_what_was_removed_and_what_is_kept() {

@@ -73,24 +73,11 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
             Err(e) => tracing::warn!("could not look for earlier days to revisit: {e}"),
         }
     }
-    for (day, why) in days {
-        if opts.stop.signal().is_some() {
-            break;
-        }
-        let (mut summary, result) = prepared.run_day(day, &opts).await;
-        summary.revisit = why;
-        let stop_here = match &result {
-            Ok(_) => false,
-            Err(e) => {
-                tracing::error!("day {day}: {e}");
-                !e.other_days_may_work()
-            }
-        };
-        report.day(args, summary, result.err());
-        if stop_here {
-            break;
-        }
-    }
+    prepared
+        .run_days(days, &opts, |summary, error| {
+            report.day(args, summary, error)
+        })
+        .await;
     // Retention after the night's scoring, unless stopped by a signal. It is
     // housekeeping: a failure is logged as a warning and leaves the exit code as the
     // days made it, and the next night (or `callq purge`) tries again.
@@ -158,13 +145,7 @@ impl RunReport {
     }
 
     fn day(&mut self, args: &RunArgs, summary: Summary, error: Option<RunError>) {
-        if args.json {
-            tracing::info!("{}", summary.to_string().trim_end());
-        } else {
-            // Printed on stdout too: the console log leaves this copy out on a terminal.
-            tracing::info!(target: crate::logging::PRINTED, "{}", summary.to_string().trim_end());
-            crate::redact::println(&summary);
-        }
+        summary.show(!args.json);
         if summary.failures_total > 0 {
             self.worst = self.worst.max(ExitCode::from(Severity::Call));
         }

@@ -1,7 +1,8 @@
-//! `callq demo`: a whole night with no credentials and no network. The simulators of
-//! T-Bank, Google Sheets and the LLM gateway (the fakes crate) run in this process on
-//! loopback, an env file pointing at them is written, and the same `run` command users
-//! run scores the day into a real database; then the HTML report is written.
+//! `callq demo`: a whole night with no credentials and no network. The simulated world of
+//! the fakes crate (`callq_fakes::world`: T-Bank, Google Sheets and the LLM gateway on
+//! loopback, an env file pointing at them) serves the demo's call centre (`world` here), and
+//! the run users run (`run::prepare`, `Prepared::run_days`) scores the days into a real
+//! database; then the HTML report is written.
 
 pub mod postgres;
 pub mod world;
@@ -9,13 +10,13 @@ pub mod world;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use callq_fakes::scenario::{CHECKLIST_SHEET, INSTRUCTIONS_SHEET};
-use callq_fakes::{FakeGoogle, FakeLlm, FakeTbank, GoogleConfig, LlmConfig, TbankConfig, scenario};
+use callq_fakes::world::{Directory, World};
+use callq_fakes::{LlmConfig, TbankConfig};
 use chrono::NaiveDate;
 
-use crate::cli::{EnvArgs, RunArgs};
 use crate::config::{ConfigError, Env, ReportLang, ReportSettings, parse_database_url};
 use crate::report::{self, ReportRequest};
+use crate::run::{self, RunOptions, Stop};
 use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::{Store, StoreError};
 
@@ -138,82 +139,51 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoStop> {
         "Simulating {} call(s) on {first_day}…{last_day} with T-Bank, Google Sheets and the LLM gateway on loopback.",
         calls.len()
     );
-    let tbank = FakeTbank::start(TbankConfig {
-        calls,
-        ..TbankConfig::default()
-    })
-    .await;
-    let google = FakeGoogle::start(GoogleConfig {
-        spreadsheet_id: SHEET_ID.into(),
-        sheets: vec![
-            (CHECKLIST_SHEET.into(), world::checklist_rows()),
-            (
-                INSTRUCTIONS_SHEET.into(),
-                scenario::sample_instructions_rows(),
-            ),
-        ],
-        latency: Duration::from_millis(5),
-    })
-    .await;
-    let llm = FakeLlm::start(LlmConfig {
-        models: vec![MODEL.into()],
-        latency: LLM_LATENCY,
-        ..LlmConfig::default()
-    })
-    .await;
-
-    let key_path = opts.out.join("demo-service-account.json");
-    std::fs::write(&key_path, google.service_account_key_json()).map_err(io(&key_path))?;
-    let prompt_path = opts.out.join("demo-prompt.txt");
-    std::fs::write(&prompt_path, world::PROMPT).map_err(io(&prompt_path))?;
-    let env_path = opts.out.join(".env.demo");
-    let tb = TbankConfig::default();
-    let env_text = format!(
-        "# Written by `callq demo`: the simulators' addresses of this one run.\n\
-         LOGIN={login}\nPASSWORD='{password}'\nAGENT_GROUP_NAME={group}\n\
-         JSON_AUTH={key}\nREQUIREMENTS_SHEET_ID={SHEET_ID}\nREQUIREMENTS_SHEET_NAME_CHECK_LIST={checklist}\n\
-         REQUIREMENTS_SHEET_NAME_PROMPT_FOR_AI={instructions}\n\
-         TOKEN_LLM={token}\nMODEL={MODEL}\nDATA_BASE={url}\nDEPARTAMENT_ID={dept}\nPROMPT_FILE={prompt}\n\
-         TBANK_BASE_URL={tbank}\nGOOGLE_SHEETS_BASE_URL={google}\nLLM_BASE_URL={llm}\n\
-         LLM_CONCURRENCY=8\nLLM_PRICE_INPUT_PER_1M=0.15\nLLM_PRICE_OUTPUT_PER_1M=0.60\n",
-        login = tb.login,
-        password = tb.password,
-        group = tb.groups[0].1,
-        key = key_path.display(),
-        checklist = CHECKLIST_SHEET,
-        instructions = INSTRUCTIONS_SHEET,
-        token = LlmConfig::default().token,
-        dept = world::DEPARTMENT,
-        prompt = prompt_path.display(),
-        tbank = tbank.base_url(),
-        google = google.base_url(),
-        llm = llm.base_url(),
-    );
-    std::fs::write(&env_path, env_text).map_err(io(&env_path))?;
-    let env = Env::load_with(&env_path, true, Vec::new());
+    // The simulators stay up while `started` lives.
+    let started = World {
+        tbank: TbankConfig {
+            calls,
+            ..TbankConfig::default()
+        },
+        llm: LlmConfig {
+            models: vec![MODEL.into()],
+            latency: LLM_LATENCY,
+            ..LlmConfig::default()
+        },
+        sheet_id: SHEET_ID.into(),
+        checklist_rows: world::checklist_rows(),
+        google_latency: Duration::from_millis(5),
+        prompt: world::PROMPT.into(),
+        prompt_file: "demo-prompt.txt".into(),
+        key_file: "demo-service-account.json".into(),
+        department: world::DEPARTMENT,
+        env_file: ".env.demo".into(),
+        env_comment: "Written by `callq demo`: the simulators' addresses of this one run.".into(),
+        env_settings:
+            "LLM_CONCURRENCY=8\nLLM_PRICE_INPUT_PER_1M=0.15\nLLM_PRICE_OUTPUT_PER_1M=0.60\n".into(),
+        ..World::default()
+    }
+    .start(&opts.out, &url)
+    .await
+    .map_err(|e| DemoError::Io {
+        path: e.path,
+        error: e.error,
+    })?;
+    let env = Env::load_with(&started.env_path, true, Vec::new());
     let db = env.database().map_err(DemoError::from)?;
 
     // The directory must know the operators before the run matches names against it.
     let store = Store::connect(&db, 2).await.map_err(DemoError::from)?;
     store.migrate().await.map_err(DemoError::from)?;
-    fill_directory(&store).await.map_err(DemoError::from)?;
+    let client = store.client().await.map_err(DemoError::from)?;
+    directory()
+        .fill(&client)
+        .await
+        .map_err(|e| DemoError::from(StoreError::from(e)))?;
+    drop(client);
 
-    // Exactly what `callq run --from … --to … --env-file .env.demo` does.
-    let args = RunArgs {
-        env: EnvArgs {
-            env_file: Some(env_path.clone()),
-        },
-        date: None,
-        days_ago: None,
-        from: Some(first_day),
-        to: Some(last_day),
-        dry_run: false,
-        reanalyze: false,
-        limit: None,
-        json: false,
-        concurrency: None,
-    };
-    let run_exit = crate::commands::run::run(&args, env).await;
+    // What `callq run --from … --to … --env-file .env.demo` does with the days.
+    let run_exit = run_days(env, first_day, last_day).await?;
     // Worse than some calls failing: the run stopped, and there is nothing to report on.
     if run_exit > ExitCode::from(Severity::Call) {
         return Err(DemoStop::Run(run_exit));
@@ -270,24 +240,50 @@ async fn create_database(admin_url: &str, name: &str) -> Result<(), StoreError> 
     Ok(())
 }
 
-async fn fill_directory(store: &Store) -> Result<(), StoreError> {
-    let client = store.client().await?;
-    client
-        .execute(
-            "INSERT INTO departments (id, name) VALUES ($1, $2)
-             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
-            &[&world::DEPARTMENT, &world::DEPARTMENT_NAME],
-        )
-        .await?;
-    for (id, name, _, _) in world::OPERATORS {
-        client
-            .execute(
-                "INSERT INTO operators (id, full_name, department_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET full_name = EXCLUDED.full_name,
-                                                department_id = EXCLUDED.department_id",
-                &[id, name, &world::DEPARTMENT],
-            )
-            .await?;
+/// The demo's department and its operators, spelled the directory's way.
+fn directory() -> Directory {
+    Directory {
+        department: world::DEPARTMENT,
+        department_name: world::DEPARTMENT_NAME.into(),
+        operators: world::OPERATORS
+            .iter()
+            .map(|(id, name, _, _)| (*id, name.to_string(), world::DEPARTMENT))
+            .collect(),
     }
-    Ok(())
+}
+
+/// Scores `first..=last` as `callq run --from --to` does, each day's summary shown as it
+/// ends; the exit code is the worst of the days.
+async fn run_days(env: Env, first: NaiveDate, last: NaiveDate) -> Result<ExitCode, DemoError> {
+    let settings = env.run()?;
+    let opts = RunOptions {
+        show_progress: true,
+        stop: Stop::on_signals(settings.shutdown_grace),
+        ..RunOptions::default()
+    };
+    let prepared = match run::prepare(settings, &opts).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("{e}");
+            return Ok(e.exit_code());
+        }
+    };
+    let days = first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|d| (d, None))
+        .collect();
+    let mut worst = ExitCode::Ok;
+    prepared
+        .run_days(days, &opts, |summary, error| {
+            summary.show(true);
+            if summary.failures_total > 0 {
+                worst = worst.max(ExitCode::SomeFailed);
+            }
+            if let Some(e) = error {
+                worst = worst.max(e.exit_code());
+            }
+        })
+        .await;
+    Ok(worst)
 }

@@ -17,6 +17,7 @@ use crate::domain::Checklist;
 use crate::llm::{LlmClient, PromptBuilder, Template, response_schema};
 use crate::operators::Directory;
 use crate::store::{Revisit, Store};
+use crate::summary::Summary;
 use crate::tbank::{Group, TbankClient};
 
 pub(crate) use answer::{Finished, Judge, Keep, Spent, handle as handle_answer};
@@ -166,6 +167,34 @@ impl Prepared {
             .await?)
     }
 
+    /// Runs `days` in order, each with why it is visited again (if it is), and hands each
+    /// day's summary and error to `done` as the day ends: what `callq run` does with its days
+    /// and `callq demo` with its simulated ones. Stops on a signal, and after a day whose
+    /// error the later days would meet too.
+    pub async fn run_days(
+        &self,
+        days: Vec<(NaiveDate, Option<String>)>,
+        opts: &RunOptions,
+        mut done: impl FnMut(Summary, Option<RunError>),
+    ) {
+        for (day, why) in days {
+            if opts.stop.signal().is_some() {
+                break;
+            }
+            let (mut summary, result) = self.run_day(day, opts).await;
+            summary.revisit = why;
+            let error = result.err();
+            if let Some(e) = &error {
+                tracing::error!("day {day}: {e}");
+            }
+            let stop_here = error.as_ref().is_some_and(|e| !e.other_days_may_work());
+            done(summary, error);
+            if stop_here {
+                break;
+            }
+        }
+    }
+
     /// With RETENTION_DAYS set, which calls the run purges after scoring: this
     /// department's, of days more than RETENTION_DAYS before today in CALLS_TIMEZONE —
     /// the scope `callq purge` takes from the same env file.
@@ -176,10 +205,7 @@ impl Prepared {
             .date_naive();
         Some((
             days,
-            crate::store::PurgeScope {
-                before: crate::commands::purge::cutoff(today, days),
-                department_id: Some(self.settings.department_id),
-            },
+            crate::store::PurgeScope::older_than(today, days, Some(self.settings.department_id)),
         ))
     }
 

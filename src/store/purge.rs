@@ -23,6 +23,17 @@ pub struct PurgeScope {
     pub department_id: Option<i32>,
 }
 
+impl PurgeScope {
+    /// The calls more than `days` days before `today`: a call `days` days old or less
+    /// stays. `callq purge` and the run's RETENTION_DAYS both take their scope from here.
+    pub fn older_than(today: NaiveDate, days: u32, department_id: Option<i32>) -> PurgeScope {
+        PurgeScope {
+            before: today - chrono::Days::new(u64::from(days)),
+            department_id,
+        }
+    }
+}
+
 /// What a purge removed, or, for a dry run, would remove.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PurgeCounts {
@@ -115,5 +126,22 @@ impl Store {
             );
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_than_n_days_keeps_the_day_n_days_back() {
+        let today = NaiveDate::from_ymd_opt(2025, 8, 9).unwrap();
+        let scope = PurgeScope::older_than(today, 2, Some(3));
+        assert_eq!(scope.before, NaiveDate::from_ymd_opt(2025, 8, 7).unwrap());
+        assert_eq!(scope.department_id, Some(3));
+        assert_eq!(
+            PurgeScope::older_than(today, 90, None).before,
+            NaiveDate::from_ymd_opt(2025, 5, 11).unwrap()
+        );
     }
 }

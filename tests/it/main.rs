@@ -1,7 +1,6 @@
 //! The integration tests, one binary (one link) for all of them. Each module is one area;
 //! `common` is the end-to-end harness (a database per test, the fakes, the env file).
 
-mod bench_smoke;
 mod bi_views;
 mod binary;
 mod calibrate;

@@ -1,22 +1,17 @@
-//! End-to-end harness: a fresh PostgreSQL database per test, the fake T-Bank, Google and
-//! LLM servers on loopback, an env file written the way users write theirs, and the real
-//! `callq` command path run in-process.
+//! End-to-end harness: a fresh PostgreSQL database per test, the simulated world of the
+//! fakes crate (`callq_fakes::world`: T-Bank, Google and LLM servers on loopback, an env file
+//! written the way users write theirs), and the real `callq` command path run in-process.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use callq::cli::Cli;
 use callq::config::Env;
 use callq::severity::ExitCode;
-use callq_fakes::scenario::{CHECKLIST_SHEET, INSTRUCTIONS_SHEET};
-use callq_fakes::{
-    FakeCall, FakeGoogle, FakeLlm, FakeTbank, GoogleConfig, LlmConfig, TbankConfig, scenario,
-};
+use callq_fakes::world::Directory;
+use callq_fakes::{FakeCall, FakeGoogle, FakeLlm, FakeTbank, LlmConfig, TbankConfig, scenario};
 use chrono::{NaiveDate, NaiveTime};
 use clap::Parser;
-use tokio_postgres::{Client, NoTls};
 
 pub mod proxy;
 
@@ -28,81 +23,7 @@ pub fn day() -> NaiveDate {
 }
 
 /// A database of its own, created on the server `DATABASE_URL` names and dropped afterwards.
-pub struct TestDb {
-    pub name: String,
-    pub url: String,
-    admin_url: String,
-}
-
-static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
-
-impl TestDb {
-    pub async fn create() -> TestDb {
-        let admin_url = std::env::var("DATABASE_URL")
-            .expect("DATABASE_URL is not set: run the tests through ./scripts/test, which starts PostgreSQL");
-        let name = format!(
-            "callq_test_{}_{}_{}",
-            std::process::id(),
-            DB_COUNTER.fetch_add(1, Ordering::SeqCst),
-            rand_suffix()
-        );
-        let admin = connect(&admin_url).await;
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL must be a URL");
-        url.set_path(&format!("/{name}"));
-        TestDb {
-            name,
-            url: url.to_string(),
-            admin_url,
-        }
-    }
-
-    pub async fn client(&self) -> Client {
-        connect(&self.url).await
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop cannot await: a short-lived runtime on its own thread cleans up.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((c, conn)) = tokio_postgres::connect(&admin_url, NoTls).await {
-                    tokio::spawn(conn);
-                    let _ = c
-                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-fn rand_suffix() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        % 100_000
-}
-
-pub async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("connect to the test database");
-    tokio::spawn(conn);
-    client
-}
+pub use callq_fakes::world::Database as TestDb;
 
 /// What a test changes about the world before callq runs.
 pub struct World {
@@ -150,63 +71,30 @@ impl Harness {
     pub async fn start(world: World) -> Harness {
         callq::tls::install_crypto_provider();
         let db = TestDb::create().await;
-        let mut tbank_cfg = world.tbank;
-        tbank_cfg.calls = world.calls;
-        // Double-quoted in the env file: quotes and backslashes escaped.
-        let (tb_login, tb_password) = (
-            tbank_cfg.login.clone(),
-            tbank_cfg
-                .password
-                .replace('\\', "\\\\")
-                .replace('"', "\\\""),
-        );
-        let tbank = FakeTbank::start(tbank_cfg).await;
-        let google = FakeGoogle::start(GoogleConfig {
-            spreadsheet_id: SHEET_ID.into(),
-            sheets: vec![
-                (CHECKLIST_SHEET.into(), world.checklist_rows),
-                (
-                    INSTRUCTIONS_SHEET.into(),
-                    scenario::sample_instructions_rows(),
-                ),
-            ],
-            latency: Duration::from_millis(2),
-        })
-        .await;
-        let llm = FakeLlm::start(world.llm).await;
         let dir = tempfile::tempdir().unwrap();
-        let key_path = dir.path().join("service_account.json");
-        std::fs::write(&key_path, google.service_account_key_json()).unwrap();
-        let prompt_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/department1.txt");
-        let env_text = format!(
-            "# written like the old tool's .env.department1\n\
-             LOGGING_NAME=department1\nLOGGING_LEVEL=INFO\nLOGGING_DIR={logs}\nLOGGING_ON_CONSOLE=True\nLOGGING_ON_FILE=False\nLOGGING_ON_DB=False\n\
-             LOGIN={login}\nPASSWORD=\"{password}\"\nAUTH_TYPE=tqm\nAUTH_SYSTEM=tqm\nAGENT_GROUP_NAME=Торговые представители\n\
-             JSON_AUTH={key}\nREQUIREMENTS_SHEET_ID={sheet}\nREQUIREMENTS_SHEET_NAME_CHECK_LIST={checklist}\n\
-             REQUIREMENTS_SHEET_NAME_PROMPT_FOR_AI='{instructions}'\n\
-             TOKEN_LLM={token}\nMODEL={model}\nDATA_BASE={db}\nDEPARTAMENT_ID={dept}\nCHECK_DAY_AGO=2\nPROMPT_FILE={prompt}\n\
-             TBANK_BASE_URL={tbank}/\nGOOGLE_SHEETS_BASE_URL={google}\nLLM_BASE_URL={llm}\n\
+        let settings = format!(
+            "LOGGING_NAME=department1\nLOGGING_LEVEL=INFO\nLOGGING_DIR={logs}\nLOGGING_ON_CONSOLE=True\nLOGGING_ON_FILE=False\nLOGGING_ON_DB=False\n\
+             AUTH_TYPE=tqm\nAUTH_SYSTEM=tqm\nCHECK_DAY_AGO=2\n\
              RETRY_BASE_DELAY_MS=5\nLLM_CONCURRENCY=4\nTBANK_CONCURRENCY=4\n\
              LLM_PRICE_INPUT_PER_1M=0,5\nLLM_PRICE_OUTPUT_PER_1M=1.5\n{extra}",
             logs = dir.path().join("logs").display(),
-            login = tb_login,
-            password = tb_password,
-            key = key_path.display(),
-            sheet = SHEET_ID,
-            checklist = CHECKLIST_SHEET,
-            instructions = INSTRUCTIONS_SHEET,
-            token = LlmConfig::default().token,
-            model = LlmConfig::default().models[0],
-            db = db.url,
-            dept = DEPARTMENT,
-            prompt = prompt_path.display(),
-            tbank = tbank.base_url(),
-            google = google.base_url(),
-            llm = llm.base_url(),
             extra = world.env_extra,
         );
-        let env_path = dir.path().join(".env.department1");
-        std::fs::write(&env_path, env_text).unwrap();
+        let started = callq_fakes::world::World {
+            tbank: TbankConfig {
+                calls: world.calls,
+                ..world.tbank
+            },
+            llm: world.llm,
+            sheet_id: SHEET_ID.into(),
+            checklist_rows: world.checklist_rows,
+            department: DEPARTMENT,
+            env_settings: settings,
+            ..callq_fakes::world::World::default()
+        }
+        .start(dir.path(), &db.url)
+        .await
+        .expect("write the world's files");
         if !world.db_setup.is_empty() {
             db.client()
                 .await
@@ -216,30 +104,21 @@ impl Harness {
         }
         let h = Harness {
             db,
-            tbank,
-            google,
-            llm,
+            tbank: started.tbank,
+            google: started.google,
+            llm: started.llm,
             dir,
-            env_path,
+            env_path: started.env_path,
         };
         assert_eq!(h.callq(&["migrate"]).await, ExitCode::Ok);
-        let client = h.db.client().await;
-        client
-            .execute(
-                "INSERT INTO departments (id, name) VALUES ($1, 'Продажи')",
-                &[&DEPARTMENT],
-            )
-            .await
-            .unwrap();
-        for (id, name, dept) in &world.operators {
-            client
-                .execute(
-                    "INSERT INTO operators (id, full_name, department_id) VALUES ($1, $2, $3)",
-                    &[id, name, dept],
-                )
-                .await
-                .unwrap();
+        Directory {
+            department: DEPARTMENT,
+            department_name: "Продажи".into(),
+            operators: world.operators,
         }
+        .fill(&h.db.client().await)
+        .await
+        .expect("fill the operator directory");
         h
     }
 
