@@ -8,6 +8,7 @@ mod calibrate;
 mod checklist_sheets;
 mod common;
 mod compare;
+mod compose;
 mod demo;
 mod edges;
 mod env_example;
