@@ -106,7 +106,7 @@ fn image_workdir() -> String {
     runtime
         .lines()
         .filter_map(|l| l.trim().strip_prefix("WORKDIR "))
-        .last()
+        .next_back()
         .expect("the runtime stage sets WORKDIR")
         .trim()
         .to_string()
