@@ -17,23 +17,33 @@ FROM rust:1-slim-bookworm AS builder
 WORKDIR /build
 
 # Dependencies first, compiled against stub sources: this layer is reused until Cargo.toml,
-# fakes/Cargo.toml or Cargo.lock change, so editing callq's code rebuilds only callq.
-# (fakes is a workspace member, a test-only crate: its manifest is needed, its code is not.)
+# fakes/Cargo.toml or Cargo.lock change, so editing callq's code rebuilds only callq and the
+# fakes. Cargo reads the whole manifest, so every target it names needs a file: the crate
+# roots and the bench get empty stubs here.
 COPY Cargo.toml Cargo.lock ./
 COPY fakes/Cargo.toml fakes/Cargo.toml
-RUN mkdir -p src fakes/src \
+RUN mkdir -p src fakes/src benches \
  && echo 'fn main() {}' > src/main.rs \
  && : > src/lib.rs \
  && : > fakes/src/lib.rs \
+ && : > benches/pipeline.rs \
  && cargo build --release --locked -p callq \
- && rm -rf src
+ && rm -rf src fakes/src benches
 
-# callq itself; the SQL migrations in db/ are compiled into the binary.
+# The sources, and what they compile in: the report's templates/, the demo's prompts/ and
+# examples/, the SQL migrations in db/, and the fakes crate (the demo's simulators ship in
+# the binary). scripts/check-build-context compiles from exactly these COPYs, so a file the
+# build needs and this list misses fails ./scripts/test.
 COPY src src
+COPY fakes fakes
+COPY benches benches
 COPY db db
+COPY templates templates
+COPY prompts prompts
+COPY examples examples
 # COPY keeps the files' modification times, which may be older than the stub build:
-# touching the crate roots makes cargo rebuild callq instead of keeping the stub.
-RUN touch src/main.rs src/lib.rs \
+# touching the crate roots makes cargo rebuild callq and the fakes instead of keeping the stubs.
+RUN touch src/main.rs src/lib.rs fakes/src/lib.rs \
  && cargo build --release --locked -p callq \
  && install -D -m 0755 target/release/callq /out/callq \
  && mkdir -p /out/app/logs

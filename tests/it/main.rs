@@ -7,6 +7,7 @@ mod calibrate;
 mod checklist_sheets;
 mod common;
 mod compare;
+mod compose;
 mod demo;
 mod deploy_kit;
 mod edges;
