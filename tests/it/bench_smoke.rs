@@ -50,6 +50,27 @@ async fn the_benchmark_smoke_case_scores_every_call_and_reports_sane_numbers() {
         "{line}"
     );
     assert!(line.ends_with("| ok |"), "{line}");
+    // So does the table for the README, with the case's calls per second.
+    let save = bench::SaveRow {
+        calls: 100,
+        tasks: 4,
+        seconds: 0.05,
+        per_second: 2000.0,
+        rows: 100,
+        transcript_bytes: 5000,
+        errors: 0,
+        first_error: None,
+    };
+    let table = bench::readme_table(std::slice::from_ref(&row), Some(&save));
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[2].matches('|').count(),
+        lines[0].matches('|').count(),
+        "{table}"
+    );
+    let per_s = format!("| {} |", bench::thousands(row.saved_per_s().round() as u64));
+    assert!(lines[2].contains(&per_s), "{per_s} in {table}");
+    assert!(table.contains("2,000 calls/s"), "{table}");
 }
 
 #[test]
@@ -57,8 +78,11 @@ fn arguments_select_presets_and_override_them() {
     let args = |a: &[&str]| bench::parse_args(&a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     let all = args(&["--case", "all", "--bench"]).unwrap();
     let names: Vec<&str> = all.cases.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["target", "memory", "gateway"]);
+    assert_eq!(names, ["target", "memory", "memory-100k", "gateway"]);
     assert_eq!(all.save_only, Some(bench::SAVE_CALLS));
+    let scale = &args(&["--case", "memory-100k"]).unwrap();
+    assert_eq!(scale.cases[0].calls, 100_000);
+    assert_eq!(scale.save_only, None);
 
     let gateway = &args(&["--case=gateway"]).unwrap().cases[0];
     assert_eq!((gateway.concurrency, gateway.gateway_limit), (32, Some(8)));

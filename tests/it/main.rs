@@ -24,5 +24,6 @@ mod report;
 mod report_scale;
 mod review;
 mod run;
+mod save;
 mod schema_sql;
 mod store_tls;
