@@ -101,6 +101,8 @@ async fn run(plan: &bench::Plan, binary: Option<&std::path::Path>, command: &str
     };
 
     let mut ok = true;
+    println!("load after the last case: {}", bench::load_average());
+    println!();
     if !rows.is_empty() {
         println!("{}", bench::table_header());
         for r in &rows {
@@ -123,6 +125,12 @@ async fn run(plan: &bench::Plan, binary: Option<&std::path::Path>, command: &str
         println!();
         println!("{}", bench::save_line(s));
         ok &= s.rows == s.calls as i64 && s.errors == 0;
+    }
+    if !rows.is_empty() {
+        println!();
+        println!("For the README (Performance):");
+        println!();
+        print!("{}", bench::readme_table(&rows, save.as_ref()));
     }
     for r in &rows {
         let problems = r.problems();

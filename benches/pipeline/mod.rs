@@ -47,9 +47,10 @@ cases (default smoke):
   smoke      N=60,    LLM 20 ms,  transcripts 5 ms,  C=8, page size 25 (a few seconds)
   target     N=1000,  LLM 500 ms, transcripts 50 ms, C=8
   memory     N=10000, LLM 1 ms,   transcripts 1 ms,  C=8, then save-only
+  memory-100k  N=100000, LLM 1 ms, transcripts 1 ms, C=8 (about 75 s on 2 cores)
   gateway    N=1000,  LLM 500 ms, transcripts 50 ms, C=32 against a gateway limit of 8
   save-only  Store::save_call of 10000 realistic analyses, 4 concurrent tasks
-  all        target, memory (with save-only), gateway
+  all        target, memory, memory-100k, gateway, then save-only
 
 flags (override the case's values):
   --calls N                  calls in the day
@@ -111,6 +112,8 @@ impl Case {
             },
             "target" => Case::base("target", 1000, 50, 500, 8),
             "memory" => Case::base("memory", 10_000, 1, 1, 8),
+            // callq's own cost per call at scale: memory must stay flat, calls/s must hold.
+            "memory-100k" => Case::base("memory-100k", 100_000, 1, 1, 8),
             "gateway" => Case {
                 gateway_limit: Some(8),
                 ..Case::base("gateway", 1000, 50, 500, 32)
@@ -178,13 +181,13 @@ pub fn parse_args(args: &[String]) -> Result<Plan, String> {
         }
     }
     let (names, save_only): (&[&str], bool) = match case.as_str() {
-        "all" => (&["target", "memory", "gateway"], true),
+        "all" => (&["target", "memory", "memory-100k", "gateway"], true),
         "memory" => (&["memory"], true),
         "save-only" => (&[], true),
-        "smoke" | "target" | "gateway" => (&[], false),
+        "smoke" | "target" | "memory-100k" | "gateway" => (&[], false),
         other => {
             return Err(format!(
-                "unknown case {other:?} (smoke, target, memory, gateway, save-only, all)"
+                "unknown case {other:?} (smoke, target, memory, memory-100k, gateway, save-only, all)"
             ));
         }
     };
@@ -596,11 +599,24 @@ pub async fn header(command: &str, binary: Option<&Path>) -> String {
     let _ = writeln!(out, "postgresql: {}", postgres_info().await);
     let _ = writeln!(
         out,
+        "load:       {} (before the first case)",
+        load_average()
+    );
+    let _ = writeln!(
+        out,
         "callq:      {} ({})",
         binary.map_or("-".to_string(), |b| b.display().to_string()),
         git_revision()
     );
     out
+}
+
+/// The 1, 5 and 15 minute load averages: whatever else ran on the machine shows here.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map_or("unknown".to_string(), |l| format!("load average {l}"))
 }
 
 async fn postgres_info() -> String {
@@ -710,6 +726,84 @@ pub fn table_row(r: &Row) -> String {
     )
 }
 
+/// `1234567` as `1,234,567`, as the README writes numbers.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The README's table: the cases in its columns and number format, then the save path
+/// alone, so `./scripts/bench --case all` output can be pasted as it is.
+pub fn readme_table(rows: &[Row], save: Option<&SaveRow>) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| case | N | C | gateway limit | LLM latency | wall | calls/s | bound N·L/min(C,G) | wall / bound | peak RSS | LLM requests | max in flight | 429s | shared prompt prefix | rows saved |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+    );
+    for r in rows {
+        let c = &r.case;
+        let bound = c.bound().as_secs_f64();
+        // With a model answering in milliseconds the bound says nothing: callq's own cost is
+        // the wall time.
+        let ratio = if c.llm_latency_ms >= 100 {
+            format!("{:.2}", r.wall_s() / bound.max(1e-9))
+        } else {
+            "—".to_string()
+        };
+        let problems = r.problems();
+        let _ = writeln!(
+            s,
+            "| {} (transcripts {} ms) | {} | {} | {} | {} ms | {:.1} s | {} | {:.2} s | {} | {} | {} | {} | {} | {:.1} % | {}{} |",
+            c.name,
+            c.transcript_latency_ms,
+            thousands(c.calls as u64),
+            c.concurrency,
+            c.gateway_limit.map_or("—".to_string(), |g| g.to_string()),
+            c.llm_latency_ms,
+            r.wall_s(),
+            thousands(r.saved_per_s().round() as u64),
+            bound,
+            ratio,
+            r.peak_rss_kb.map_or("-".to_string(), |kb| format!(
+                "{:.1} MB",
+                kb as f64 / 1024.0
+            )),
+            thousands(r.llm_requests as u64),
+            r.in_flight_max,
+            r.served_429,
+            r.shared_prefix_pct(),
+            thousands(r.rows.max(0) as u64),
+            if problems.is_empty() {
+                String::new()
+            } else {
+                format!(" **WRONG: {}**", problems.join("; "))
+            },
+        );
+    }
+    if let Some(save) = save {
+        let _ = writeln!(
+            s,
+            "\nThe save path alone (`--case save-only`): {} calls, {} concurrent saves, {:.2} s: {} calls/s.",
+            thousands(save.calls as u64),
+            save.tasks,
+            save.seconds,
+            thousands(save.per_second.round() as u64)
+        );
+    }
+    s
+}
+
 /// The case's other parameters, one line, printed under the table.
 pub fn case_details(c: &Case) -> String {
     format!(
@@ -732,7 +826,11 @@ pub fn case_details(c: &Case) -> String {
 /// What masking the case's transcripts costs, measured in this process on the very texts
 /// the run masks: the median over 5 passes, per call, and as a share of `wall`.
 pub fn mask_line(c: &Case, wall: Duration) -> String {
-    let texts: Vec<String> = (0..c.calls)
+    // The per-call cost from at most this many of them: enough for a stable median, and
+    // the 100,000-call case does not spend minutes here.
+    const MASK_SAMPLE: usize = 10_000;
+    let sample = c.calls.min(MASK_SAMPLE);
+    let texts: Vec<String> = (0..sample)
         .map(|i| dialogue::transcript_text(i, c.phrases))
         .collect();
     let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
@@ -752,9 +850,10 @@ pub fn mask_line(c: &Case, wall: Duration) -> String {
          {:.3}% of its wall time; the run masked {}",
         c.name,
         c.calls,
-        chars as f64 / c.calls.max(1) as f64,
-        median.as_secs_f64() * 1e6 / c.calls.max(1) as f64,
-        100.0 * median.as_secs_f64() / wall.as_secs_f64().max(1e-9),
+        chars as f64 / sample.max(1) as f64,
+        median.as_secs_f64() * 1e6 / sample.max(1) as f64,
+        100.0 * median.as_secs_f64() * (c.calls as f64 / sample.max(1) as f64)
+            / wall.as_secs_f64().max(1e-9),
         if c.pii_masking {
             "once per call"
         } else {

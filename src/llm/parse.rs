@@ -333,21 +333,24 @@ impl<'a> Matcher<'a> {
             return None;
         }
         let cat = normalise(category);
-        let scored: Vec<(usize, f64)> = self
+        // An exact name only competes with other exact names, so when there is one no
+        // edit distance is needed (the usual case: one per criterion of every answer).
+        let exact: Vec<(usize, f64)> = self
             .criteria
             .iter()
             .enumerate()
-            .map(|(i, c)| {
-                (
-                    i,
-                    if *c == name {
-                        1.0
-                    } else {
-                        normalized_levenshtein(c, &name)
-                    },
-                )
-            })
+            .filter(|(_, c)| **c == name)
+            .map(|(i, _)| (i, 1.0))
             .collect();
+        let scored: Vec<(usize, f64)> = if exact.is_empty() {
+            self.criteria
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i, normalized_levenshtein(c, &name)))
+                .collect()
+        } else {
+            exact
+        };
         let best = scored.iter().map(|(_, s)| *s).fold(0.0, f64::max);
         if best < MATCH_THRESHOLD {
             return None;

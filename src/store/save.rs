@@ -1,5 +1,6 @@
 //! Writes: one transaction per call (call row upserted, child rows replaced, transcript
-//! upserted, its failure record cleared, the run's claim on it released), failures, and the `runs` row.
+//! upserted, its failure record cleared, the run's claim on it released — one statement),
+//! failures, and the `runs` row.
 
 use chrono::{NaiveDate, NaiveDateTime};
 
@@ -70,62 +71,68 @@ pub struct RunFinish<'a> {
     pub listing_complete: bool,
 }
 
-const UPSERT_CALL: &str = "
-INSERT INTO calls (id, start_time, finish_time, operator_id, department_id, phone_number,
-                   total_score, max_score, performance_percentage, call_direction, duration_s,
-                   is_sales_call, model, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
-                   checklist_version, prompt_version, run_id, analyzed_at, review_reasons, cost_source)
-VALUES ($1::bigint, $2::timestamp, $3::timestamp, $4::integer, $5::integer, $6::text, $7::float8, $8::float8,
-        $9::integer, $10::text, $11::integer, $12::boolean, $13::text, $14::integer, $15::integer,
-        $16::integer, $17::float8, $18::text, $19::text, $20::bigint, now(), $21::text[], $22::text)
-ON CONFLICT (id) DO UPDATE SET
-    start_time = EXCLUDED.start_time, finish_time = EXCLUDED.finish_time,
-    operator_id = EXCLUDED.operator_id, department_id = EXCLUDED.department_id,
-    phone_number = EXCLUDED.phone_number, total_score = EXCLUDED.total_score,
-    max_score = EXCLUDED.max_score, performance_percentage = EXCLUDED.performance_percentage,
-    call_direction = EXCLUDED.call_direction, duration_s = EXCLUDED.duration_s,
-    is_sales_call = EXCLUDED.is_sales_call, model = EXCLUDED.model,
-    prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
-    cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd,
-    checklist_version = EXCLUDED.checklist_version, prompt_version = EXCLUDED.prompt_version,
-    run_id = EXCLUDED.run_id, analyzed_at = now(), review_reasons = EXCLUDED.review_reasons,
-    cost_source = EXCLUDED.cost_source";
-
+// The whole save is one statement: PostgreSQL runs a statement, data-modifying `WITH`
+// parts included, as one transaction, so a crash leaves either the old rows or the new
+// ones — in one round trip, with no BEGIN and COMMIT of its own. Every part runs exactly
+// once, read or not, and all of them see the rows as they were before the statement: the
+// child deletes remove the old children only, never the ones inserted beside them, and
+// the children's foreign keys are checked at its end, after the call row is written.
+//
 // Every parameter is cast to the type callq sends, so a database created by the old tool
 // with other column types (integer ids, numeric scores, timestamptz) still accepts it.
-// Children are written with one statement per table from arrays, however many rows.
-const INSERT_EVALUATIONS: &str = "
-INSERT INTO call_evaluations (call_id, category, criterion, score, max_score, reason, evidence,
-                              evidence_verified)
-SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[],
-                                 $7::text[], $8::boolean[])";
-const INSERT_RECOMMENDATIONS: &str = "
-INSERT INTO call_recommendations (call_id, category, issue, recommendation, priority)
-SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])";
-const INSERT_AGREEMENTS: &str = "
-INSERT INTO agreements (call_id, amount, agreement)
-SELECT $1::bigint, * FROM unnest($2::float8[], $3::text[])";
-const INSERT_DECLINES: &str = "
-INSERT INTO call_decline_reasons (call_id, reason_type, reason_description, product_category)
-SELECT $1::bigint, * FROM unnest($2::text[], $3::text[], $4::text[])";
-// One statement for all four child tables and the failure record.
-const DELETE_CHILDREN: &str = "
-WITH e AS (DELETE FROM call_evaluations WHERE call_id = $1::bigint),
-     r AS (DELETE FROM call_recommendations WHERE call_id = $1::bigint),
-     a AS (DELETE FROM agreements WHERE call_id = $1::bigint),
-     f AS (DELETE FROM call_failures WHERE call_id = $1::bigint)
-DELETE FROM call_decline_reasons WHERE call_id = $1::bigint";
-// With TRANSCRIPT_STORE=none ($2 NULL) a transcript stored earlier is removed instead.
-const UPSERT_TRANSCRIPT: &str = "
-WITH gone AS (DELETE FROM call_transcripts WHERE call_id = $1::bigint AND $2::text IS NULL)
-INSERT INTO call_transcripts (call_id, transcript)
-SELECT $1::bigint, $2::text WHERE $2::text IS NOT NULL
-ON CONFLICT (call_id) DO UPDATE SET transcript = EXCLUDED.transcript";
-
-// The run's claim on the call ends in the same commit as its save, so another run that
-// wins the claim next already sees the call stored.
-const RELEASE_CLAIM: &str = "
-DELETE FROM call_claims WHERE call_id = $1::bigint AND run_id = $2::bigint";
+// Children are written with one insert per table from arrays, however many rows. With
+// TRANSCRIPT_STORE=none ($34 NULL) a transcript stored earlier is removed instead. The
+// run's claim on the call ends in the same commit as its save, so another run that wins
+// the claim next already sees the call stored. The call's failure record is cleared.
+const SAVE_CALL: &str = "
+WITH call AS (
+    INSERT INTO calls (id, start_time, finish_time, operator_id, department_id, phone_number,
+                       total_score, max_score, performance_percentage, call_direction, duration_s,
+                       is_sales_call, model, prompt_tokens, completion_tokens, cached_tokens, cost_usd,
+                       checklist_version, prompt_version, run_id, analyzed_at, review_reasons, cost_source)
+    VALUES ($1::bigint, $2::timestamp, $3::timestamp, $4::integer, $5::integer, $6::text, $7::float8,
+            $8::float8, $9::integer, $10::text, $11::integer, $12::boolean, $13::text, $14::integer,
+            $15::integer, $16::integer, $17::float8, $18::text, $19::text, $20::bigint, now(),
+            $21::text[], $22::text)
+    ON CONFLICT (id) DO UPDATE SET
+        start_time = EXCLUDED.start_time, finish_time = EXCLUDED.finish_time,
+        operator_id = EXCLUDED.operator_id, department_id = EXCLUDED.department_id,
+        phone_number = EXCLUDED.phone_number, total_score = EXCLUDED.total_score,
+        max_score = EXCLUDED.max_score, performance_percentage = EXCLUDED.performance_percentage,
+        call_direction = EXCLUDED.call_direction, duration_s = EXCLUDED.duration_s,
+        is_sales_call = EXCLUDED.is_sales_call, model = EXCLUDED.model,
+        prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,
+        cached_tokens = EXCLUDED.cached_tokens, cost_usd = EXCLUDED.cost_usd,
+        checklist_version = EXCLUDED.checklist_version, prompt_version = EXCLUDED.prompt_version,
+        run_id = EXCLUDED.run_id, analyzed_at = now(), review_reasons = EXCLUDED.review_reasons,
+        cost_source = EXCLUDED.cost_source),
+old_evaluations AS (DELETE FROM call_evaluations WHERE call_id = $1::bigint),
+old_recommendations AS (DELETE FROM call_recommendations WHERE call_id = $1::bigint),
+old_agreements AS (DELETE FROM agreements WHERE call_id = $1::bigint),
+old_declines AS (DELETE FROM call_decline_reasons WHERE call_id = $1::bigint),
+failure AS (DELETE FROM call_failures WHERE call_id = $1::bigint),
+evaluations AS (
+    INSERT INTO call_evaluations (call_id, category, criterion, score, max_score, reason, evidence,
+                                  evidence_verified)
+    SELECT $1::bigint, * FROM unnest($23::text[], $24::text[], $25::float8[], $26::float8[],
+                                     $27::text[], $28::text[], $29::boolean[])),
+recommendations AS (
+    INSERT INTO call_recommendations (call_id, category, issue, recommendation, priority)
+    SELECT $1::bigint, * FROM unnest($30::text[], $31::text[], $32::text[], $33::text[])),
+agreements AS (
+    INSERT INTO agreements (call_id, amount, agreement)
+    SELECT $1::bigint, * FROM unnest($35::float8[], $36::text[])),
+declines AS (
+    INSERT INTO call_decline_reasons (call_id, reason_type, reason_description, product_category)
+    SELECT $1::bigint, * FROM unnest($37::text[], $38::text[], $39::text[])),
+old_transcript AS (
+    DELETE FROM call_transcripts WHERE call_id = $1::bigint AND $34::text IS NULL),
+transcript AS (
+    INSERT INTO call_transcripts (call_id, transcript)
+    SELECT $1::bigint, $34::text WHERE $34::text IS NOT NULL
+    ON CONFLICT (call_id) DO UPDATE SET transcript = EXCLUDED.transcript),
+claim AS (DELETE FROM call_claims WHERE call_id = $1::bigint AND run_id = $20::bigint)
+SELECT 1";
 
 fn i32_of(n: u64) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
@@ -134,23 +141,15 @@ fn i32_of(n: u64) -> i32 {
 impl Store {
     /// Saves one call atomically: a crash leaves either the old rows or the new ones.
     ///
-    /// The statements are prepared once per connection and then sent pipelined, without
-    /// waiting for each other's answers: BEGIN, one batch, COMMIT — three round trips
-    /// however many child rows a call has. PostgreSQL runs them in the order sent.
+    /// One statement ([`SAVE_CALL`]), prepared once per connection: one round trip and
+    /// one transaction however many child rows a call has.
     pub async fn save_call(&self, r: &CallRecord<'_>) -> Result<(), StoreError> {
         self.timed("a call's save", self.write_call(r)).await
     }
 
     async fn write_call(&self, r: &CallRecord<'_>) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let upsert = client.prepare_cached(UPSERT_CALL).await?;
-        let delete = client.prepare_cached(DELETE_CHILDREN).await?;
-        let evaluations = client.prepare_cached(INSERT_EVALUATIONS).await?;
-        let recommendations = client.prepare_cached(INSERT_RECOMMENDATIONS).await?;
-        let agreements = client.prepare_cached(INSERT_AGREEMENTS).await?;
-        let declines = client.prepare_cached(INSERT_DECLINES).await?;
-        let transcript = client.prepare_cached(UPSERT_TRANSCRIPT).await?;
-        let release = client.prepare_cached(RELEASE_CLAIM).await?;
+        let client = self.client().await?;
+        let save = client.prepare_cached(SAVE_CALL).await?;
 
         let a = r.analysis;
         let (total, max, pct) = if a.is_sales_call {
@@ -192,8 +191,7 @@ impl Store {
         let d_desc: Vec<&str> = d.iter().map(|x| x.reason_description.as_str()).collect();
         let d_cat: Vec<&str> = d.iter().map(|x| x.product_category.as_str()).collect();
 
-        type Params<'p, const N: usize> = [&'p (dyn ToSql + Sync); N];
-        let call_params: Params<22> = [
+        let params: [&(dyn ToSql + Sync); 39] = [
             &r.id,
             &r.start_local,
             &r.finish_local,
@@ -216,10 +214,6 @@ impl Store {
             &r.run_id,
             &review,
             &cost_source,
-        ];
-        let id_params: Params<1> = [&r.id];
-        let eval_params: Params<8> = [
-            &r.id,
             &e_cat,
             &e_crit,
             &e_score,
@@ -227,25 +221,18 @@ impl Store {
             &e_reason,
             &e_evidence,
             &e_verified,
+            &r_cat,
+            &r_issue,
+            &r_text,
+            &r_prio,
+            &r.transcript,
+            &g_amount,
+            &g_text,
+            &d_type,
+            &d_desc,
+            &d_cat,
         ];
-        let rec_params: Params<5> = [&r.id, &r_cat, &r_issue, &r_text, &r_prio];
-        let agr_params: Params<3> = [&r.id, &g_amount, &g_text];
-        let dec_params: Params<4> = [&r.id, &d_type, &d_desc, &d_cat];
-        let transcript_params: Params<2> = [&r.id, &r.transcript];
-        let release_params: Params<2> = [&r.id, &r.run_id];
-
-        let tx = client.transaction().await?;
-        futures::try_join!(
-            tx.execute(&upsert, &call_params),
-            tx.execute(&delete, &id_params),
-            tx.execute(&evaluations, &eval_params),
-            tx.execute(&recommendations, &rec_params),
-            tx.execute(&agreements, &agr_params),
-            tx.execute(&declines, &dec_params),
-            tx.execute(&transcript, &transcript_params),
-            tx.execute(&release, &release_params),
-        )?;
-        tx.commit().await?;
+        client.execute(&save, &params).await?;
         Ok(())
     }
 

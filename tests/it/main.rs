@@ -26,5 +26,6 @@ mod report;
 mod report_scale;
 mod review;
 mod run;
+mod save;
 mod schema_sql;
 mod store_tls;
