@@ -216,13 +216,16 @@ impl Env {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::io::Write;
 
     use super::super::vars::var;
     use super::*;
 
-    fn env_from(text: &str, environment: &[(&str, &str)]) -> (tempfile::NamedTempFile, Env) {
+    pub(in crate::config) fn env_from(
+        text: &str,
+        environment: &[(&str, &str)],
+    ) -> (tempfile::NamedTempFile, Env) {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(text.as_bytes()).unwrap();
         let env = Env::load_with(

@@ -476,25 +476,12 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
     use std::path::Path;
 
     use super::*;
+    use crate::config::low::tests::env_from;
     use crate::config::vars::var;
     use crate::pii;
-
-    fn env_from(text: &str, environment: &[(&str, &str)]) -> (tempfile::NamedTempFile, Env) {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        let env = Env::load_with(
-            f.path(),
-            true,
-            environment
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
-        (f, env)
-    }
 
     #[test]
     fn migrate_needs_only_the_database() {
