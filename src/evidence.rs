@@ -50,17 +50,19 @@ impl Transcript {
     pub fn new(text: &str) -> Transcript {
         let mut ids: HashMap<String, usize> = HashMap::new();
         let mut vocabulary = Vec::new();
-        let words = normalize_words(text)
-            .into_iter()
-            .map(|w| match ids.get(&w) {
+        let mut words = Vec::new();
+        // Each word is looked up where it was read: only a new word is copied.
+        for_each_word(text, |w| {
+            let id = match ids.get(w) {
                 Some(&id) => id,
                 None => {
-                    ids.insert(w.clone(), vocabulary.len());
-                    vocabulary.push(w);
+                    ids.insert(w.to_string(), vocabulary.len());
+                    vocabulary.push(w.to_string());
                     vocabulary.len() - 1
                 }
-            })
-            .collect();
+            };
+            words.push(id);
+        });
         Transcript {
             words,
             vocabulary,
@@ -163,25 +165,30 @@ fn word_cost(a: &str, b: &str) -> f64 {
 /// every transcript of the night.
 pub fn normalize_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();
+    for_each_word(text, |w| words.push(w.to_string()));
+    words
+}
+
+/// Calls `f` with each word of `text` as [`normalize_words`] gives them, from one buffer.
+fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
     let mut word = String::new();
     for c in text.chars() {
         match fast_lower(c) {
             Some(Some(l)) => word.push(l),
-            Some(None) => end_word(&mut words, &mut word, c == ':'),
+            Some(None) => end_word(&mut f, &mut word, c == ':'),
             None => {
                 for l in c.to_lowercase() {
                     let l = if l == 'ё' { 'е' } else { l };
                     if l.is_alphanumeric() {
                         word.push(l);
                     } else {
-                        end_word(&mut words, &mut word, false);
+                        end_word(&mut f, &mut word, false);
                     }
                 }
             }
         }
     }
-    end_word(&mut words, &mut word, false);
-    words
+    end_word(&mut f, &mut word, false);
 }
 
 /// `Some(Some(lowered))` for a letter or digit, `Some(None)` for a separator, `None` when
@@ -199,7 +206,7 @@ fn fast_lower(c: char) -> Option<Option<char>> {
 
 /// Ends the word being read. Before a `:` a speaker label at the word's end is dropped
 /// (`operator:` and the like are not words of the call).
-fn end_word(words: &mut Vec<String>, word: &mut String, before_colon: bool) {
+fn end_word(f: &mut impl FnMut(&str), word: &mut String, before_colon: bool) {
     if before_colon
         && let Some(label) = LABELS
             .iter()
@@ -209,7 +216,8 @@ fn end_word(words: &mut Vec<String>, word: &mut String, before_colon: bool) {
         word.truncate(word.len() - label.len());
     }
     if !word.is_empty() {
-        words.push(std::mem::take(word));
+        f(word);
+        word.clear();
     }
 }
 
@@ -304,6 +312,34 @@ mod tests {
         assert_eq!(t.check(""), None);
         assert_eq!(t.check("  …  «» "), None);
         assert!(!Transcript::new("").check("Добрый день").unwrap().found);
+    }
+
+    /// The words as the whole text lowercased, `ё` replaced and labels replaced by spaces
+    /// give them: what the one-pass reading must agree with.
+    fn reference_words(text: &str) -> Vec<String> {
+        let mut lower = text.to_lowercase().replace('ё', "е");
+        for label in LABELS {
+            lower = lower.replace(label, " ");
+        }
+        lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn one_pass_reading_agrees_with_lowercasing_the_whole_text() {
+        for text in [
+            CALL,
+            OTHER_CALL,
+            "Оператор: Добрый день!\nКЛИЕНТ:да\nclient : не метка\nxoperator: слово перед меткой",
+            "ЁЛКА ёжик Ёж, Straße ÉCOLE İstanbul naïve 15 000 руб. №5 ½ 🙂 e-mail: a.b@c.ru",
+            "operator:client:оператор:клиент:",
+            "",
+        ] {
+            assert_eq!(normalize_words(text), reference_words(text), "{text}");
+        }
     }
 
     #[test]

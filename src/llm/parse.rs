@@ -375,6 +375,10 @@ impl<'a> Matcher<'a> {
         if cat.is_empty() {
             return None;
         }
+        // The same name is the best there can be, and the first of them wins below too.
+        if let Some(i) = self.categories.iter().position(|c| *c == cat) {
+            return Some(self.checklist.criteria[i].category.as_str());
+        }
         let mut best: Option<(usize, f64)> = None;
         for (i, c) in self.categories.iter().enumerate() {
             let s = category_similarity(c, &cat);

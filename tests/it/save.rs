@@ -273,3 +273,44 @@ async fn a_save_replaces_the_calls_rows_clears_its_failure_and_releases_only_its
     expected.push("claim: 10".to_string());
     assert_eq!(rows_of(&client, 1).await, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_transcript_is_compressed_with_lz4_where_the_server_has_it() {
+    let db = TestDb::create().await;
+    let store = store_of(&db).await;
+    let client = db.client().await;
+    let has_lz4: bool = client
+        .query_one(
+            "SELECT 'lz4' = ANY (enumvals) FROM pg_settings WHERE name = 'default_toast_compression'",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(false);
+    // Long and repetitive, as a call is: well over the 2 KB PostgreSQL compresses from.
+    let transcript = "оператор: Добрый день, удобно говорить?\nклиент: Да, слушаю.\n".repeat(80);
+    let a = analysis(vec![evaluation(1, None, None)], 0, 0);
+    store
+        .save_call(&record(
+            3,
+            &a,
+            Some(&transcript),
+            None,
+            i64::from(OPERATOR),
+            None,
+        ))
+        .await
+        .unwrap();
+    let row = client
+        .query_one(
+            "SELECT pg_column_compression(transcript), transcript FROM call_transcripts
+             WHERE call_id = 3",
+            &[],
+        )
+        .await
+        .unwrap();
+    let method: Option<String> = row.get(0);
+    assert_eq!(row.get::<_, String>(1), transcript, "read back as written");
+    let expected = if has_lz4 { "lz4" } else { "pglz" };
+    assert_eq!(method.as_deref(), Some(expected));
+}
