@@ -12,11 +12,11 @@ use crate::checklist::ChecklistError;
 use crate::cli::CompareArgs;
 use crate::config::{ConfigError, Env};
 use crate::domain::{Analysis, Usage};
-use crate::experiment::{self, ExperimentCall, ExperimentStart, StoredCall};
+use crate::experiment;
 use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder, response_schema};
 use crate::run::{self, PromptFileError};
 use crate::severity::{ExitCode, Severe, Severity};
-use crate::store::{Store, StoreError};
+use crate::store::{ExperimentCall, ExperimentStart, Store, StoreError, StoredCall};
 
 /// Why a comparison stopped. Each source's severity passes through.
 #[derive(Debug, thiserror::Error)]
