@@ -88,7 +88,7 @@ pub async fn import_file(path: &Path, env: &Env) -> Result<ImportCounts, ImportE
         error,
     })?;
     let mut parsed = operators_import::parse(&bytes);
-    let invalid = |parsed: &operators_import::Parsed| ImportError::Invalid {
+    let invalid = |parsed: &operators_import::ParsedOperators| ImportError::Invalid {
         path: shown.clone(),
         lines: parsed.errors(),
     };
