@@ -51,7 +51,9 @@ impl Severe for ReportError {
     fn severity(&self) -> Severity {
         match self {
             ReportError::Range { .. } | ReportError::Write { .. } => Severity::Input,
-            ReportError::Store(_) | ReportError::Template(_) => Severity::Unavailable,
+            // A database that is not migrated exits alike from every command.
+            ReportError::Store(e) => e.severity(),
+            ReportError::Template(_) => Severity::Unavailable,
         }
     }
 }
@@ -73,6 +75,10 @@ pub async fn write(
     out: &Path,
 ) -> Result<Written, ReportError> {
     let store = Store::connect(&settings.db, 4).await?;
+    // The views the page reads come with the migrations: an unmigrated database gets the hint.
+    store
+        .require_tables(&["v_scored_calls", "v_operator_daily", "v_criterion_daily"])
+        .await?;
     let scope = resolve_scope(&store, request).await?;
     let data = load(&store, scope).await?;
     let html = render(&data, settings.lang)?;
