@@ -458,34 +458,34 @@ fn not_found(message: impl Into<String>) -> Response {
 }
 
 /// What every Files and Batches request goes through first: the gateway-wide refusal,
-/// the unavailability knob and the key.
-fn admit(st: &Llm, headers: &HeaderMap) -> Result<(), Response> {
+/// the unavailability knob and the key. `Some` is the refusal to answer.
+fn refused(st: &Llm, headers: &HeaderMap) -> Option<Response> {
     st.batch.api_requests.bump();
     if let Some(r) = st.refusal.lock().clone() {
         let status = StatusCode::from_u16(r.status).expect("a status code");
-        return Err(error(status, &r.message, &r.kind));
+        return Some(error(status, &r.message, &r.kind));
     }
     if st.batch.unavailable.load(Ordering::SeqCst) {
-        return Err(error(
+        return Some(error(
             StatusCode::SERVICE_UNAVAILABLE,
             "files and batches are unavailable",
             "service_unavailable",
         ));
     }
-    if !bearer(headers).is_some_and(|t| *st.token.lock() == t) {
+    if bearer(headers).is_none_or(|t| *st.token.lock() != t) {
         st.unauthorized.bump();
-        return Err(error(
+        return Some(error(
             StatusCode::UNAUTHORIZED,
             "Authentication Error, Invalid API key",
             "auth_error",
         ));
     }
-    Ok(())
+    None
 }
 
 /// `POST /v1/files`: multipart `purpose` and `file`, the file streamed to disk.
 async fn upload(State(st): State<Arc<Llm>>, headers: HeaderMap, mut form: Multipart) -> Response {
-    if let Err(resp) = admit(&st, &headers) {
+    if let Some(resp) = refused(&st, &headers) {
         return resp;
     }
     let mut purpose = None;
@@ -556,24 +556,24 @@ async fn upload(State(st): State<Arc<Llm>>, headers: HeaderMap, mut form: Multip
     axum::Json(object).into_response()
 }
 
-fn stored(st: &Llm, id: &str) -> Result<Arc<StoredFile>, Response> {
-    st.batch
-        .state
-        .lock()
-        .files
-        .get(id)
-        .cloned()
-        .ok_or_else(|| not_found(format!("No such File object: {id}")))
+fn stored(st: &Llm, id: &str) -> Result<Arc<StoredFile>, Failure> {
+    st.batch.state.lock().files.get(id).cloned().ok_or_else(|| {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("No such File object: {id}"),
+            "invalid_request_error",
+        )
+    })
 }
 
 /// `GET /v1/files/{id}`.
 async fn file(State(st): State<Arc<Llm>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(resp) = admit(&st, &headers) {
+    if let Some(resp) = refused(&st, &headers) {
         return resp;
     }
     match stored(&st, &id) {
         Ok(f) => axum::Json(f.object()).into_response(),
-        Err(resp) => resp,
+        Err(f) => f.response(),
     }
 }
 
@@ -583,12 +583,12 @@ async fn file_content(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(resp) = admit(&st, &headers) {
+    if let Some(resp) = refused(&st, &headers) {
         return resp;
     }
     let f = match stored(&st, &id) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(f) => return f.response(),
     };
     // Once open, the bytes stay readable even if the file is deleted meanwhile.
     let opened = tokio::fs::File::open(&f.path)
@@ -604,7 +604,7 @@ async fn delete_file(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(resp) = admit(&st, &headers) {
+    if let Some(resp) = refused(&st, &headers) {
         return resp;
     }
     match st.batch.state.lock().files.remove(&id) {
@@ -641,7 +641,7 @@ fn check_metadata(metadata: &Value) -> Result<(), String> {
 
 /// `POST /v1/batches`.
 async fn create(State(st): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(resp) = admit(&st, &headers) {
+    if let Some(resp) = refused(&st, &headers) {
         return resp;
     }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -672,7 +672,7 @@ async fn create(State(st): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> 
     }
     let input = match stored(&st, input_file_id) {
         Ok(f) => f,
-        Err(resp) => return resp,
+        Err(f) => return f.response(),
     };
     if input.purpose != "batch" {
         return invalid(format!(
@@ -730,7 +730,7 @@ async fn create(State(st): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> 
 
 /// `GET /v1/batches/{id}`.
 async fn batch(State(st): State<Arc<Llm>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if let Err(resp) = admit(&st, &headers) {
+    if let Some(resp) = refused(&st, &headers) {
         return resp;
     }
     st.batch.settle().await;
@@ -746,7 +746,7 @@ async fn list(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(resp) = admit(&st, &headers) {
+    if let Some(resp) = refused(&st, &headers) {
         return resp;
     }
     let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
@@ -788,7 +788,7 @@ async fn cancel(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(resp) = admit(&st, &headers) {
+    if let Some(resp) = refused(&st, &headers) {
         return resp;
     }
     st.batch.settle().await;
