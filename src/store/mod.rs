@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, embedded migrations, the per-(department, day) run lock, and the
 //! reads the run needs. Saving calls and runs lives in `save`, retention in `purge`.
 
+mod canary;
 mod claims;
 mod lock;
 mod migrations;
@@ -20,6 +21,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::DbSettings;
 use crate::severity::{Severe, Severity};
 
+pub(crate) use canary::{CanaryAgreement, CanaryNightRecord, CanaryNightRow};
 pub use claims::Claim;
 pub use lock::DayLock;
 pub use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
