@@ -334,9 +334,11 @@ pub enum CanaryCommand {
     Report(CanaryReportArgs),
     /// Forget the set of canary calls; the next nightly run chooses CANARY_CALLS calls again
     /// (with the same fixed seed, from the calls with human scores then). Earlier nights stay.
-    #[command(after_help = "Example:\n  callq canary reset --env-file .env.department1\n\n\
+    #[command(
+        after_help = "Example:\n  callq canary reset --env-file .env.department1\n\n\
         Reset after importing a new batch of human scores, so the set is drawn from them too.\n\
-        The first night after a reset is marked in `callq canary report`.")]
+        The first night after a reset is marked in `callq canary report`."
+    )]
     Reset(EnvArgs),
     /// The noise floor: score the canary's calls K times with nothing changed and print how
     /// far agreement moves between passes, with the CANARY_MARGIN that spread suggests.

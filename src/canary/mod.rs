@@ -205,7 +205,10 @@ impl Night {
                 )),
             }
             for c in &v.changes {
-                out.push_str(&format!("  changed since the last night: {} {} → {}\n", c.what, c.from, c.to));
+                out.push_str(&format!(
+                    "  changed since the last night: {} {} → {}\n",
+                    c.what, c.from, c.to
+                ));
             }
             if v.dropped {
                 out.push_str(&format!(
@@ -293,10 +296,7 @@ async fn score_night(
     let pass = score(s, &llm, &calls, "canary").await?;
     let humans = s.store.human_scores(&set.ids).await?;
     let stored = s.store.stored_scores(&set.ids).await?;
-    let mut agreement = trend::measure(
-        "human",
-        &trend::against_humans(&humans, &pass.answers),
-    );
+    let mut agreement = trend::measure("human", &trend::against_humans(&humans, &pass.answers));
     agreement.extend(trend::measure(
         "self",
         &trend::against_stored(&stored, &pass.answers),
@@ -316,8 +316,13 @@ async fn score_night(
     let mut night = Night {
         department_id: department,
         status,
-        why: (status == Status::Failed)
-            .then(|| format!("all {} call(s) failed; see experiment {}", calls.len(), pass.experiment_id)),
+        why: (status == Status::Failed).then(|| {
+            format!(
+                "all {} call(s) failed; see experiment {}",
+                calls.len(),
+                pass.experiment_id
+            )
+        }),
         experiment_id: Some(pass.experiment_id),
         calls: pass.answers.len(),
         calls_failed: pass.failed,
@@ -504,7 +509,9 @@ async fn score(
         }
     }
     drop(results);
-    s.store.finish_experiment(experiment_id, usage, cost).await?;
+    s.store
+        .finish_experiment(experiment_id, usage, cost)
+        .await?;
     Ok(Pass {
         experiment_id,
         answers: keep.answers.into_inner().expect("answers"),
@@ -566,6 +573,60 @@ impl run::Keep for KeepCanary<'_> {
             .await
     }
 }
+
+/// Nights of the canary shown in the HTML report: the last [`REPORT_NIGHTS`] of the
+/// department (of each department when `None`) that ran up to a week after `to` (the nights
+/// that scored a period's last days run a few days after them), each judged against the
+/// nights before it. Empty on a database from before the canary.
+pub(crate) async fn stability(
+    store: &Store,
+    department: Option<i32>,
+    to: NaiveDate,
+) -> Result<Vec<crate::report::data::StabilityNight>, StoreError> {
+    if !store.has_canary().await? {
+        return Ok(Vec::new());
+    }
+    let rows = store.canary_nights(department, 10 * HISTORY).await?;
+    let mut by_department: std::collections::BTreeMap<i32, Vec<_>> = Default::default();
+    for r in rows {
+        by_department.entry(r.department_id).or_default().push(r);
+    }
+    let mut out = Vec::new();
+    for rows in by_department.values() {
+        // A night without a recorded margin is not judged.
+        let judged: Vec<TrendNight> = trend(rows, f64::INFINITY)
+            .into_iter()
+            .filter(|n| n.row.night <= to + chrono::Days::new(7))
+            .collect();
+        let skip = judged.len().saturating_sub(REPORT_NIGHTS);
+        out.extend(judged.into_iter().skip(skip).map(|n| {
+            let h = n.row.human.as_ref();
+            crate::report::data::StabilityNight {
+                department_id: n.row.department_id,
+                night: n.row.night,
+                status: n.row.status.clone(),
+                why: n.row.why.clone(),
+                calls: n.row.calls,
+                exact: h.and_then(|a| a.exact),
+                within1: h.and_then(|a| a.within1),
+                qwk: h.and_then(|a| a.qwk),
+                mae: h.and_then(|a| a.mae),
+                own_exact: n.row.own.as_ref().and_then(|a| a.exact),
+                median: n.median,
+                dropped: n.dropped,
+                changes: n
+                    .changes
+                    .iter()
+                    .map(|c| (c.what.to_string(), c.from.clone(), c.to.clone()))
+                    .collect(),
+            }
+        }));
+    }
+    Ok(out)
+}
+
+/// Nights the HTML report shows per department.
+pub const REPORT_NIGHTS: usize = 30;
 
 /// One pass of `callq canary noise`: agreement with the humans and with the stored scores.
 #[derive(Debug, Clone)]
@@ -634,7 +695,10 @@ pub fn spread(xs: &[f64]) -> Option<Spread> {
         0.0
     };
     let largest_fall = xs.iter().map(|x| median - x).fold(0.0, f64::max);
-    let suggested_margin = ((3.0 * sd).max(largest_fall) * 100.0 - 1e-9).ceil().max(1.0) / 100.0;
+    let suggested_margin = ((3.0 * sd).max(largest_fall) * 100.0 - 1e-9)
+        .ceil()
+        .max(1.0)
+        / 100.0;
     Some(Spread {
         median,
         min: xs.iter().copied().fold(f64::INFINITY, f64::min),

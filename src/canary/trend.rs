@@ -18,10 +18,7 @@ pub const MIN_HISTORY: usize = 3;
 
 /// Tonight's score of each human score's call and criterion: the pairs `calibrate report`
 /// builds, with tonight's answers as the model.
-pub(crate) fn against_humans(
-    humans: &[PairRow],
-    answers: &HashMap<i64, Analysis>,
-) -> Vec<PairRow> {
+pub(crate) fn against_humans(humans: &[PairRow], answers: &HashMap<i64, Analysis>) -> Vec<PairRow> {
     humans
         .iter()
         .map(|h| {
@@ -176,14 +173,6 @@ pub struct TrendNight {
 }
 
 impl TrendNight {
-    pub fn measured(&self) -> bool {
-        self.row.status == "ok" && self.row.human.is_some()
-    }
-
-    pub fn exact(&self) -> Option<f64> {
-        self.row.human.as_ref().and_then(|a| a.exact)
-    }
-
     pub fn to_json(&self) -> Value {
         let a = |x: Option<&Agreement>| {
             x.map_or(Value::Null, |a| {
@@ -217,9 +206,11 @@ impl TrendNight {
     }
 }
 
-fn short(v: &Option<String>) -> String {
+/// A version hash shortened to 12 characters (as `git` shortens), a model name whole.
+fn short(what: &str, v: &Option<String>) -> String {
+    let keep = if what == "model" { usize::MAX } else { 12 };
     v.as_deref()
-        .map_or("—".to_string(), |s| s.chars().take(12).collect())
+        .map_or("—".to_string(), |s| s.chars().take(keep).collect())
 }
 
 /// One department's nights, oldest first, each judged against the ones before it.
@@ -236,8 +227,8 @@ pub fn trend(rows: &[CanaryNightRow], margin: f64) -> Vec<TrendNight> {
             .flatten();
         let exact = row.human.as_ref().and_then(|a| a.exact);
         let measured = row.status == "ok" && exact.is_some();
-        let dropped = measured
-            && matches!((median, exact), (Some(m), Some(x)) if m - x > margin + 1e-9);
+        let dropped =
+            measured && matches!((median, exact), (Some(m), Some(x)) if m - x > margin + 1e-9);
         let mut changes = Vec::new();
         if measured {
             if let Some(prev) = last_measured {
@@ -249,8 +240,8 @@ pub fn trend(rows: &[CanaryNightRow], margin: f64) -> Vec<TrendNight> {
                     if from != to {
                         changes.push(Change {
                             what,
-                            from: short(from),
-                            to: short(to),
+                            from: short(what, from),
+                            to: short(what, to),
                         });
                     }
                 }
@@ -311,7 +302,8 @@ mod tests {
         CanaryNightRow {
             id,
             department_id: 1,
-            night: chrono::NaiveDate::from_ymd_opt(2025, 8, 1).unwrap() + chrono::Days::new(id as u64),
+            night: chrono::NaiveDate::from_ymd_opt(2025, 8, 1).unwrap()
+                + chrono::Days::new(id as u64),
             started_at: chrono::Utc::now(),
             status: if exact.is_some() { "ok" } else { "skipped" }.into(),
             why: None,
@@ -350,7 +342,7 @@ mod tests {
         let t = trend(&rows, 0.05);
         assert_eq!(t[0].median, None);
         assert_eq!(t[2].median, None, "two measured nights are not enough");
-        assert!(!t[2].dropped && !t[2].measured());
+        assert!(!t[2].dropped);
         assert!((t[4].median.unwrap() - 0.84).abs() < 1e-9);
         assert!(!t[4].dropped, "exactly at the margin is not a fall");
         assert!((t[5].median.unwrap() - 0.82).abs() < 1e-9);

@@ -91,7 +91,10 @@ async fn print_report(args: &CanaryReportArgs, env: &Env) -> Result<(), CanaryCo
             "nights": list,
         }));
     } else {
-        print!("{}", describe(settings.department_id, settings.canary.calls, &nights));
+        print!(
+            "{}",
+            describe(settings.department_id, settings.canary.calls, &nights)
+        );
     }
     Ok(())
 }

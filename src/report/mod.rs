@@ -95,25 +95,24 @@ pub async fn write(
 /// Reads everything the page shows. The two queries over every evaluation dominate on a
 /// large database, so the independent groups run at once, each on its own connection.
 pub async fn load(store: &Store, scope: Scope) -> Result<ReportData, ReportError> {
-    let (a, b, c, d) = tokio::try_join!(
-        store.client(),
-        store.client(),
-        store.client(),
-        store.client()
-    )?;
-    let (summary, operators, by_operator, department) = tokio::try_join!(
-        data::summary(&a, &scope),
-        data::operator_list(&b, &scope),
-        data::operator_criteria(&c, &scope),
-        data::department_criteria(&d, &scope),
-    )?;
-    Ok(data::assemble(
-        scope,
-        summary,
-        operators,
-        by_operator,
-        department,
-    ))
+    let (summary, operators, by_operator, department) = {
+        let (a, b, c, d) = tokio::try_join!(
+            store.client(),
+            store.client(),
+            store.client(),
+            store.client()
+        )?;
+        tokio::try_join!(
+            data::summary(&a, &scope),
+            data::operator_list(&b, &scope),
+            data::operator_criteria(&c, &scope),
+            data::department_criteria(&d, &scope),
+        )?
+    };
+    // After the four connections above are back in the pool.
+    let mut data = data::assemble(scope, summary, operators, by_operator, department);
+    data.stability = crate::canary::stability(store, scope.department, scope.to).await?;
+    Ok(data)
 }
 
 /// The requested range, or the last [`DEFAULT_DAYS`] days up to the latest scored day

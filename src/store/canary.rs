@@ -79,9 +79,21 @@ fn agreement_of(row: &tokio_postgres::Row, at: usize) -> Option<Agreement> {
 }
 
 impl Store {
+    /// Whether the canary's tables exist (a database migrated by a callq that has them).
+    pub(crate) async fn has_canary(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT to_regclass('canary_nights') IS NOT NULL", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// Calls of the department the canary may use: scored, with human scores and a stored
     /// transcript.
-    pub(crate) async fn canary_candidates(&self, department_id: i32) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn canary_candidates(
+        &self,
+        department_id: i32,
+    ) -> Result<Vec<i64>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -148,7 +160,10 @@ impl Store {
     }
 
     /// Writes a night and its agreement in one transaction; returns its id.
-    pub(crate) async fn save_canary_night(&self, n: &CanaryNightRecord<'_>) -> Result<i64, StoreError> {
+    pub(crate) async fn save_canary_night(
+        &self,
+        n: &CanaryNightRecord<'_>,
+    ) -> Result<i64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let id: i64 = tx
@@ -261,7 +276,10 @@ impl Store {
     }
 
     /// The first and last day of the calls `ids` (the range an experiment row records).
-    pub(crate) async fn call_days(&self, ids: &[i64]) -> Result<(NaiveDate, NaiveDate), StoreError> {
+    pub(crate) async fn call_days(
+        &self,
+        ids: &[i64],
+    ) -> Result<(NaiveDate, NaiveDate), StoreError> {
         let client = self.client().await?;
         let row = client
             .query_one(
