@@ -231,7 +231,7 @@ vars! {
     CANARY_CALLS: Parsed<u32> = "0" {
         "run, canary", "calls with human scores scored again after every nightly run; 0: off"
     }
-    CANARY_MARGIN: Share = "0.10" {
+    CANARY_MARGIN: Share = "0.06" {
         "run, canary", "how far the canary's agreement may fall below its trailing median"
     }
 }

@@ -14,8 +14,10 @@ use serde_json::Value;
 use crate::binary::{callq, output, text};
 use crate::common::{Harness, World, day};
 
-const CALLS: usize = 12;
-const CANARY: usize = 10;
+const CALLS: usize = 40;
+/// The recommended set, with the noise the default margin was measured at.
+const CANARY: usize = 30;
+const NOISE: f64 = 0.10;
 /// The call whose human scores disagree with the model on one criterion.
 fn disagrees(id: i64) -> bool {
     id % 3 == 0
@@ -40,14 +42,14 @@ async fn world(llm: LlmConfig, env: &str, humans: bool) -> Canary {
     let metrics = h.dir.path().join("callq.prom");
     h.set_env(&format!("METRICS_TEXTFILE={}", metrics.display()));
     if humans {
-        import_humans(&h).await;
+        import_humans(&h, CALLS).await;
     }
     Canary { h, metrics }
 }
 
-async fn import_humans(h: &Harness) {
+async fn import_humans(h: &Harness, calls: usize) {
     let mut csv = String::from("call_id;category;criterion;score;reviewer\n");
-    for call in scenario::sample_calls(day(), CALLS) {
+    for call in scenario::sample_calls(day(), calls) {
         let id = call.segment_id;
         for (i, (category, criterion, max)) in
             scenario::sample_checklist_criteria().iter().enumerate()
@@ -107,7 +109,7 @@ fn metric(prom: &str, prefix: &str) -> f64 {
 async fn a_model_that_shifts_its_scores_drops_the_canary_beyond_the_margin_that_night() {
     let c = world(
         LlmConfig {
-            score_noise: 0.05,
+            score_noise: NOISE,
             seed: 11,
             ..LlmConfig::default()
         },
@@ -129,8 +131,8 @@ async fn a_model_that_shifts_its_scores_drops_the_canary_beyond_the_margin_that_
             "one request per canary call"
         );
         assert_eq!(canary["dropped"], false, "night {night}: {canary}");
-        assert!(canary["human"]["exact"].as_f64().unwrap() > 0.8, "{canary}");
-        assert!(canary["self"]["exact"].as_f64().unwrap() > 0.8, "{canary}");
+        assert!(canary["human"]["exact"].as_f64().unwrap() > 0.7, "{canary}");
+        assert!(canary["self"]["exact"].as_f64().unwrap() > 0.7, "{canary}");
         assert!(canary["cost_usd"].as_f64().unwrap() > 0.0, "{canary}");
     }
     assert_eq!(
@@ -215,7 +217,7 @@ async fn a_model_that_shifts_its_scores_drops_the_canary_beyond_the_margin_that_
 async fn seeded_noise_stays_within_the_margin_and_a_checklist_change_is_marked() {
     let c = world(
         LlmConfig {
-            score_noise: 0.05,
+            score_noise: NOISE,
             seed: 23,
             ..LlmConfig::default()
         },
@@ -224,7 +226,7 @@ async fn seeded_noise_stays_within_the_margin_and_a_checklist_change_is_marked()
     )
     .await;
     let h = &c.h;
-    for _ in 0..4 {
+    for _ in 0..6 {
         let (code, r) = nightly(h).await;
         assert_eq!(code, 0);
         assert_eq!(r["canary"]["dropped"], false, "{}", r["canary"]);
@@ -302,9 +304,9 @@ async fn seeded_noise_stays_within_the_margin_and_a_checklist_change_is_marked()
         .iter()
         .map(|n| n["checklist_version"].as_str().unwrap())
         .collect();
-    assert_eq!(versions.len(), 5);
-    assert!(versions[..4].iter().all(|v| *v == versions[0]));
-    assert_ne!(versions[4], versions[0]);
+    assert_eq!(versions.len(), 7);
+    assert!(versions[..6].iter().all(|v| *v == versions[0]));
+    assert_ne!(versions[6], versions[0]);
 
     // `canary noise` scores the set K times and suggests a margin; `reset` empties the set.
     let out = output(
@@ -370,7 +372,7 @@ async fn a_canary_that_cannot_run_says_why_and_leaves_the_exit_code_alone() {
     assert_eq!(metric(&prom, "callq_canary_ran{department=\"1\"}"), 0.0);
 
     // Human scores, but the gateway refuses the key tonight.
-    import_humans(h).await;
+    import_humans(h, CALLS).await;
     h.llm.set_token("sk-rotated");
     let (code, r) = nightly(h).await;
     assert_eq!(code, 0, "{r}");
@@ -392,4 +394,42 @@ async fn a_canary_that_cannot_run_says_why_and_leaves_the_exit_code_alone() {
     assert_eq!(statuses, ["skipped", "failed"]);
     let t = trend(h).await;
     assert_eq!(t["nights"][1]["status"], "failed");
+}
+
+/// The noise floor on the fakes (README, "Canary"): `canary noise` over sets of 10 and 30
+/// calls, 20 passes each, with one criterion score in ten moved a point by seeded noise.
+/// Ignored by default; `cargo test --test it canary::noise_floor -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn noise_floor() {
+    for n in [10, 30] {
+        let h = Harness::start(World {
+            calls: scenario::sample_calls(day(), 40),
+            llm: LlmConfig {
+                score_noise: 0.10,
+                seed: 5,
+                ..LlmConfig::default()
+            },
+            ..World::default()
+        })
+        .await;
+        assert_eq!(h.run(&[]).await, ExitCode::Ok);
+        import_humans(&h, 40).await;
+        let out = output(
+            callq()
+                .args([
+                    "canary",
+                    "noise",
+                    "--repeat",
+                    "20",
+                    "--calls",
+                    &n.to_string(),
+                ])
+                .arg("--env-file")
+                .arg(&h.env_path),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        println!("N = {n}\n{}", text(&out.stdout));
+    }
 }
