@@ -206,9 +206,12 @@ pub struct Stability {
     pub y_ticks: Vec<Tick>,
 }
 
-/// `nights`: (agreement with humans, with itself, something changed), oldest first.
+/// One canary night on the chart: agreement with humans, with itself, something changed.
+pub type StabilityPoint = (Option<f64>, Option<f64>, bool);
+
+/// `nights` oldest first.
 pub fn stability(
-    nights: &[(Option<f64>, Option<f64>, bool)],
+    nights: &[StabilityPoint],
     labels: &[String],
     fmt: impl Fn(f64) -> String,
 ) -> Stability {
@@ -227,7 +230,7 @@ pub fn stability(
         }
     };
     let y_of = |v: f64| plot.y + plot.h * (1.0 - v.clamp(0.0, 1.0));
-    let line = |pick: &dyn Fn(&(Option<f64>, Option<f64>, bool)) -> Option<f64>| {
+    let line = |pick: &dyn Fn(&StabilityPoint) -> Option<f64>| {
         nights
             .iter()
             .enumerate()

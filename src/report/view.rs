@@ -227,7 +227,7 @@ fn stability_view(
         })
         .collect();
     // One department's line at a time: the chart is drawn when the nights are of one.
-    let points: Vec<(Option<f64>, Option<f64>, bool)> = if departments {
+    let points: Vec<charts::StabilityPoint> = if departments {
         Vec::new()
     } else {
         nights
