@@ -267,7 +267,8 @@ pub fn stability(
             .iter()
             .map(|v| Tick {
                 pos: r1(y_of(*v)),
-                label: fmt(*v),
+                // Whole per cents: "100,0 %" would not fit left of the plot.
+                label: format!("{:.0} %", v * 100.0),
             })
             .collect(),
         plot,
