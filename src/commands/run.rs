@@ -120,7 +120,16 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
     // The canary after the night's days (and retention): the nightly run only, not a run of
     // explicit days. It never changes the exit code.
     if nightly && opts.stop.signal().is_none() {
-        report.canary = prepared.canary().await;
+        // A signal meanwhile drops the canary's requests rather than keep the process
+        // past its grace period for a measurement.
+        let stopped = opts.stop.admitting();
+        report.canary = tokio::select! {
+            night = prepared.canary() => night,
+            () = stopped.cancelled() => {
+                tracing::warn!("stopped by a signal: tonight's canary is left unfinished");
+                None
+            }
+        };
         if let Some(night) = &report.canary {
             night.show(!args.json);
         }

@@ -11,7 +11,7 @@ use callq::severity::ExitCode;
 use callq_fakes::{LlmConfig, expected_score, scenario};
 use serde_json::Value;
 
-use crate::binary::{callq, output, text};
+use crate::binary::{callq, kill, output, stderr_lines, text, wait_for_line};
 use crate::common::{Harness, World, day};
 
 const CALLS: usize = 40;
@@ -432,4 +432,34 @@ async fn noise_floor() {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         println!("N = {n}\n{}", text(&out.stdout));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_during_the_canary_leaves_it_unfinished_and_the_run_ends() {
+    let c = world(
+        LlmConfig::default(),
+        &format!("CANARY_CALLS={CANARY}\n"),
+        true,
+    )
+    .await;
+    let h = &c.h;
+    // The canary's requests are held at the fake: only the signal can end the run.
+    let gate = h.llm.hold();
+    let mut child = callq()
+        .args(["run", "--json", "--env-file"])
+        .arg(&h.env_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    gate.arrived(1).await;
+    kill(&child, "TERM");
+    let lines = stderr_lines(&mut child);
+    wait_for_line(lines, "tonight's canary is left unfinished").await;
+    let out = child.wait_with_output().await.unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["canary"], Value::Null);
+    assert_eq!(out.status.code(), Some(0), "the days were done: {report}");
+    assert_eq!(h.count("SELECT count(*) FROM canary_nights").await, 0);
+    gate.release();
 }
