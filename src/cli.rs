@@ -71,6 +71,10 @@ pub enum Command {
     /// well the model agrees with them (and they with each other).
     #[command(subcommand)]
     Calibrate(CalibrateCommand),
+    /// The nightly canary: a fixed set of calls with human QA scores, scored again after
+    /// every nightly run (CANARY_CALLS) to show when the model starts judging differently.
+    #[command(subcommand)]
+    Canary(CanaryCommand),
     /// Try a prompt (or checklist, or model) on calls already scored, without touching them:
     /// a seeded sample is scored again from the stored transcripts, the answers are stored
     /// under an experiment id, and agreement with the stored and human scores is reported.
@@ -140,6 +144,7 @@ impl Command {
             Command::Migrate(a) | Command::Criteria(a) | Command::Check(a) => Some(a),
             Command::Operators(o) => Some(o.env_args()),
             Command::Calibrate(c) => Some(c.env_args()),
+            Command::Canary(c) => Some(c.env_args()),
             Command::Compare(a) => Some(&a.env),
             Command::Purge(a) => Some(&a.env),
             Command::Report(a) => Some(&a.env),
@@ -312,6 +317,70 @@ pub struct CalibrateReportArgs {
     /// Print the report as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// The canary's trend, one night a line: agreement with human QA (exact, within one
+    /// point, QWK, MAE) and with the model's own stored scores, the trailing median, the
+    /// nights that fell by more than CANARY_MARGIN, and what changed (checklist, prompt,
+    /// model the gateway reported, calls of the set). Needs DATA_BASE and DEPARTAMENT_ID.
+    #[command(after_help = "Examples:\n  \
+        callq canary report --env-file .env.department1\n  \
+        callq canary report --nights 90 --env-file .env.department1\n  \
+        callq canary report --json --env-file .env.department1 > canary.json")]
+    Report(CanaryReportArgs),
+    /// Forget the set of canary calls; the next nightly run chooses CANARY_CALLS calls again
+    /// (with the same fixed seed, from the calls with human scores then). Earlier nights stay.
+    #[command(
+        after_help = "Example:\n  callq canary reset --env-file .env.department1\n\n\
+        Reset after importing a new batch of human scores, so the set is drawn from them too.\n\
+        The first night after a reset is marked in `callq canary report`."
+    )]
+    Reset(EnvArgs),
+    /// The noise floor: score the canary's calls K times with nothing changed and print how
+    /// far agreement moves between passes, with the CANARY_MARGIN that spread suggests.
+    /// Spends K × the set's calls LLM requests; nothing in calls changes.
+    #[command(after_help = "Examples:\n  \
+        callq canary noise --repeat 5 --env-file .env.department1\n  \
+        callq canary noise --repeat 10 --calls 50 --env-file .env.department1\n\n\
+        Uses the canary set (chosen now when there is none yet). Each pass is stored as an\n\
+        experiment, as `compare` stores its answers.")]
+    Noise(CanaryNoiseArgs),
+}
+
+impl CanaryCommand {
+    pub fn env_args(&self) -> &EnvArgs {
+        match self {
+            CanaryCommand::Report(a) => &a.env,
+            CanaryCommand::Reset(a) => a,
+            CanaryCommand::Noise(a) => &a.env,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CanaryReportArgs {
+    /// The latest N nights.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub nights: u32,
+    /// Print the trend as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CanaryNoiseArgs {
+    /// How many times to score the set.
+    #[arg(long, value_name = "K", default_value_t = 5)]
+    pub repeat: u32,
+    /// Calls in the set when it is chosen now (default CANARY_CALLS, or 30 when that is 0).
+    #[arg(long, value_name = "N")]
+    pub calls: Option<u32>,
     #[command(flatten)]
     pub env: EnvArgs,
 }

@@ -7,6 +7,7 @@
 
 pub(crate) mod breaker;
 pub(crate) mod calibration;
+pub(crate) mod canary;
 pub mod checklist;
 pub mod cli;
 pub mod commands;

@@ -104,6 +104,75 @@ pub fn render(department_id: i32, days: &[Summary], exit: ExitCode, finished_uni
     out
 }
 
+/// The canary's night (`callq run` with CANARY_CALLS), for [`render_canary`].
+#[derive(Debug, Clone, Default)]
+pub struct CanaryFigures {
+    /// Scored and measured; false when it could not run (no human scores, gateway down).
+    pub ran: bool,
+    pub calls: u64,
+    pub cost_usd: Option<f64>,
+    /// CANARY_MARGIN.
+    pub margin: f64,
+    /// (against, statistic, value): against `human` or `self`; `exact`, `within1`, `qwk`,
+    /// `mae`, over every criterion's pairs.
+    pub agreement: Vec<(String, String, f64)>,
+    /// The same figures' median over the nights before (none before three of them).
+    pub median: Vec<(String, String, f64)>,
+}
+
+/// Renders the canary's night, appended to [`render`]'s text by the run that had one.
+pub fn render_canary(department_id: i32, c: &CanaryFigures) -> String {
+    let dept = format!("department=\"{department_id}\"");
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        if samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    };
+    metric(
+        "callq_canary_ran",
+        "1 when the last run's canary scored and measured its calls, 0 when it could not.",
+        vec![(dept.clone(), if c.ran { 1.0 } else { 0.0 })],
+    );
+    metric(
+        "callq_canary_calls",
+        "Canary calls scored in the last run.",
+        vec![(dept.clone(), c.calls as f64)],
+    );
+    if let Some(cost) = c.cost_usd {
+        metric(
+            "callq_canary_cost_usd",
+            "LLM cost of the last run's canary in USD.",
+            vec![(dept.clone(), cost)],
+        );
+    }
+    let figures = |list: &[(String, String, f64)]| -> Vec<(String, f64)> {
+        list.iter()
+            .map(|(against, stat, v)| (format!("{dept},against=\"{against}\",stat=\"{stat}\""), *v))
+            .collect()
+    };
+    metric(
+        "callq_canary_agreement",
+        "The canary's agreement in the last run, against human QA or the model's stored scores.",
+        figures(&c.agreement),
+    );
+    metric(
+        "callq_canary_agreement_median",
+        "Median of the same agreement over the canary nights before the last one.",
+        figures(&c.median),
+    );
+    metric(
+        "callq_canary_margin",
+        "CANARY_MARGIN: how far agreement may fall below its trailing median.",
+        vec![(dept, c.margin)],
+    );
+    out
+}
+
 /// Writes and pushes, logging (not returning) what goes wrong.
 pub async fn publish(settings: &MetricsSettings, department_id: i32, text: &str) {
     if let Some(path) = &settings.textfile

@@ -6,7 +6,7 @@
 mod analysis;
 mod batch;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -63,6 +63,14 @@ pub struct LlmConfig {
     pub record_prompts: bool,
     /// Seed of the random 500 draws.
     pub seed: u64,
+    /// Share of criterion scores moved one point up or down (within 0..max), drawn from
+    /// `seed`, the prompt and how many times that prompt was answered before: the k-th
+    /// answer to a call is the same whatever order the requests arrive in, and differs from
+    /// its (k−1)-th as a real model's would.
+    pub score_noise: f64,
+    /// The model name answers report instead of the one asked for (a dated version behind
+    /// an alias).
+    pub reported_model: Option<String>,
 }
 
 impl Default for LlmConfig {
@@ -81,6 +89,8 @@ impl Default for LlmConfig {
             report_cached_tokens: true,
             record_prompts: false,
             seed: 0,
+            score_noise: 0.0,
+            reported_model: None,
         }
     }
 }
@@ -133,6 +143,11 @@ impl FakeLlm {
             report_cached_tokens: config.report_cached_tokens,
             record_prompts: config.record_prompts,
             dice: Dice::new(config.seed),
+            seed: config.seed,
+            score_noise: Mutex::new(config.score_noise),
+            score_shift: Mutex::new(0.0),
+            sightings: Mutex::new(HashMap::new()),
+            reported_model: Mutex::new(config.reported_model),
             refuse_all: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             in_flight_max: AtomicUsize::new(0),
@@ -253,6 +268,22 @@ impl FakeLlm {
         self.state.bursts.lock().push_back((n, status));
     }
 
+    /// From now on every criterion score is moved by `points` (kept within 0..max): a
+    /// model that began judging differently.
+    pub fn set_score_shift(&self, points: f64) {
+        *self.state.score_shift.lock() = points;
+    }
+
+    /// Changes the share of scores moved by seeded noise (see [`LlmConfig::score_noise`]).
+    pub fn set_score_noise(&self, share: f64) {
+        *self.state.score_noise.lock() = share;
+    }
+
+    /// From now on answers report this model name (`None`: the one asked for).
+    pub fn set_reported_model(&self, model: Option<&str>) {
+        *self.state.reported_model.lock() = model.map(str::to_string);
+    }
+
     /// Every request body in arrival order (empty unless `record_requests`).
     pub fn request_bodies(&self) -> Vec<Value> {
         self.state.request_bodies.lock().clone()
@@ -296,6 +327,12 @@ struct Llm {
     report_cached_tokens: bool,
     record_prompts: bool,
     dice: Dice,
+    seed: u64,
+    score_noise: Mutex<f64>,
+    score_shift: Mutex<f64>,
+    /// Answers given per prompt (by hash), for the noise of the next one.
+    sightings: Mutex<HashMap<u64, u64>>,
+    reported_model: Mutex<Option<String>>,
     refuse_all: AtomicBool,
     in_flight: AtomicUsize,
     in_flight_max: AtomicUsize,
@@ -383,6 +420,44 @@ impl Llm {
             self.prompts.lock().push(prompt.to_string());
         }
         shared
+    }
+
+    /// How this answer moves each criterion's score (index, score, max → score): the shift,
+    /// then the seeded noise of this prompt's next answer.
+    fn score_adjustment(&self, prompt: &str) -> impl Fn(usize, f64, f64) -> f64 + use<> {
+        let shift = *self.score_shift.lock();
+        let noise = *self.score_noise.lock();
+        let mut hasher = DefaultHasher::new();
+        (self.seed, prompt).hash(&mut hasher);
+        let prompt_key = hasher.finish();
+        let sighting = if noise > 0.0 {
+            let mut seen = self.sightings.lock();
+            let n = seen.entry(prompt_key).or_insert(0);
+            *n += 1;
+            *n
+        } else {
+            0
+        };
+        move |index: usize, score: f64, max: f64| {
+            let mut score = (score + shift).clamp(0.0, max);
+            if noise > 0.0 {
+                let mut h = DefaultHasher::new();
+                (prompt_key, sighting, index).hash(&mut h);
+                let draw = h.finish();
+                // The low 32 bits decide whether it moves, one more bit which way.
+                let u = (draw & 0xffff_ffff) as f64 / 4_294_967_296.0;
+                if u < noise {
+                    let step = max.min(1.0);
+                    let up = (draw >> 32) & 1 == 1;
+                    score = if (up && score + step <= max) || score - step < 0.0 {
+                        score + step
+                    } else {
+                        score - step
+                    };
+                }
+            }
+            score
+        }
     }
 
     /// Whether this is the first sighting of an `[invalid-once]` prompt. Keyed by the
@@ -613,7 +688,13 @@ fn think(
     let content = if st.refuse_all.load(Ordering::SeqCst) {
         analysis::REFUSAL.to_string()
     } else {
-        analysis::content_for(&prompt, st.first_invalid_once(messages), with_evidence)
+        let adjust = st.score_adjustment(&prompt);
+        analysis::content_for(
+            &prompt,
+            st.first_invalid_once(messages),
+            with_evidence,
+            &adjust,
+        )
     };
     let prompt_tokens = prompt.chars().count() / 4;
     let completion_tokens = content.chars().count() / 4;
@@ -633,7 +714,7 @@ fn think(
         "id": id,
         "object": "chat.completion",
         "created": chrono::Utc::now().timestamp(),
-        "model": model,
+        "model": st.reported_model.lock().clone().unwrap_or_else(|| model.to_string()),
         "system_fingerprint": null,
         "choices": [{
             "index": 0,

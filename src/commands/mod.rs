@@ -2,6 +2,7 @@
 //! sets up logging and calls these; tests call them directly.
 
 pub mod calibrate;
+pub mod canary;
 pub mod check;
 pub mod compare;
 pub mod completions;
@@ -14,7 +15,7 @@ pub mod purge;
 pub mod report;
 pub mod run;
 
-use crate::cli::{CalibrateCommand, Command, EnvArgs, OperatorsCommand};
+use crate::cli::{CalibrateCommand, CanaryCommand, Command, EnvArgs, OperatorsCommand};
 use crate::config::{ConfigError, Env};
 use crate::severity::{ExitCode, Severity};
 
@@ -30,6 +31,9 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         }
         Command::Calibrate(CalibrateCommand::Import(args)) => calibrate::import(&args, &env).await,
         Command::Calibrate(CalibrateCommand::Report(args)) => calibrate::report(&args, &env).await,
+        Command::Canary(CanaryCommand::Report(args)) => canary::report(&args, &env).await,
+        Command::Canary(CanaryCommand::Reset(args)) => canary::reset(&args, &env).await,
+        Command::Canary(CanaryCommand::Noise(args)) => canary::noise(&args, env).await,
         Command::Compare(args) => compare::compare(&args, env).await,
         Command::Purge(args) => purge::purge(&args, &env).await,
         Command::Completions(args) => completions::completions(args.shell),

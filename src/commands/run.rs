@@ -62,7 +62,8 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
         .collect();
     // The nightly run (no --date, --from) also revisits recent days that are not done:
     // calls still waiting, or a last run that did not finish. An explicit day runs alone.
-    if args.date.is_none() && args.from.is_none() && !opts.dry_run {
+    let nightly = args.date.is_none() && args.from.is_none() && !opts.dry_run;
+    if nightly {
         match prepared.days_to_revisit(days[0].0).await {
             Ok(earlier) => {
                 for (day, why) in earlier {
@@ -116,6 +117,23 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
             }
         });
     }
+    // The canary after the night's days (and retention): the nightly run only, not a run of
+    // explicit days. It never changes the exit code.
+    if nightly && opts.stop.signal().is_none() {
+        // A signal meanwhile drops the canary's requests rather than keep the process
+        // past its grace period for a measurement.
+        let stopped = opts.stop.admitting();
+        report.canary = tokio::select! {
+            night = prepared.canary() => night,
+            () = stopped.cancelled() => {
+                tracing::warn!("stopped by a signal: tonight's canary is left unfinished");
+                None
+            }
+        };
+        if let Some(night) = &report.canary {
+            night.show(!args.json);
+        }
+    }
     let code = report.worst;
     report.finish(args, code, None).await
 }
@@ -130,6 +148,8 @@ struct RunReport {
     /// What RETENTION_DAYS purged after the days (or why it could not); `None` when it
     /// did not run.
     purge: Option<serde_json::Value>,
+    /// The night's canary, when it ran (or tried to).
+    canary: Option<crate::canary::Night>,
 }
 
 impl RunReport {
@@ -141,6 +161,7 @@ impl RunReport {
             summaries: Vec::new(),
             errors: Vec::new(),
             purge: None,
+            canary: None,
         }
     }
 
@@ -182,18 +203,22 @@ impl RunReport {
                 "days": days,
                 "errors": self.errors,
                 "purge": self.purge,
+                "canary": self.canary.as_ref().map(|n| n.to_json()),
             });
             crate::redact::println(report);
         }
         if !args.dry_run
             && let Some(department) = self.department
         {
-            let text = metrics::render(
+            let mut text = metrics::render(
                 department,
                 &self.summaries,
                 code,
                 chrono::Utc::now().timestamp(),
             );
+            if let Some(night) = &self.canary {
+                text.push_str(&metrics::render_canary(department, &night.figures()));
+            }
             metrics::publish(&self.metrics, department, &text).await;
         }
         code

@@ -184,6 +184,26 @@ impl Kind for Price {
     }
 }
 
+/// A share from 0 to 1 (CANARY_MARGIN): `0.05`, `0,05` or `5%`.
+pub struct Share;
+
+impl Kind for Share {
+    type Value = f64;
+    fn parse(raw: &str) -> Result<f64, String> {
+        let text = raw.replace(',', ".");
+        let value = match text.strip_suffix('%') {
+            Some(pct) => pct.trim().parse::<f64>().map(|p| p / 100.0),
+            None => text.parse::<f64>(),
+        };
+        match value {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+            _ => Err(format!(
+                "{raw:?} is not a share: expected a number from 0 to 1 (0.05) or a percentage (5%)"
+            )),
+        }
+    }
+}
+
 /// An http(s) base URL, without its trailing slash.
 pub struct HttpUrl;
 

@@ -73,6 +73,23 @@ pub struct LoggingSettings {
     pub on_file: bool,
 }
 
+/// The nightly canary (CANARY_CALLS, CANARY_MARGIN).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CanarySettings {
+    /// Calls in the set; 0: the canary is off.
+    pub calls: u32,
+    /// How far below its trailing median agreement may fall before the night warns.
+    pub margin: f64,
+}
+
+/// What `callq canary report` and `callq canary reset` read.
+#[derive(Debug, Clone)]
+pub struct CanaryCommandSettings {
+    pub db: DbSettings,
+    pub department_id: i32,
+    pub canary: CanarySettings,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     /// Values accepted after a correction the user should know about, one line each.
@@ -93,6 +110,7 @@ pub struct RunSettings {
     /// Scored calls below this percentage go to the review queue (REVIEW_BELOW_PERCENT).
     pub review_below_percent: u8,
     pub privacy: PrivacySettings,
+    pub canary: CanarySettings,
 }
 
 impl Env {
@@ -181,6 +199,22 @@ impl Env {
     /// The department, when it is set and valid.
     pub fn department_best_effort(&self) -> Option<i32> {
         self.checker().optional(var::DEPARTAMENT_ID)
+    }
+
+    /// What `callq canary report` and `reset` need: the database and the department.
+    pub fn canary(&self) -> Result<CanaryCommandSettings, ConfigError> {
+        let mut c = self.checker();
+        let db = c.database();
+        let department_id = c.required(var::DEPARTAMENT_ID);
+        let canary = c.canary();
+        let built = db.and_then(|db| {
+            Ok(CanaryCommandSettings {
+                db,
+                department_id: department_id?,
+                canary,
+            })
+        });
+        c.finish(built)
     }
 
     pub fn run(&self) -> Result<RunSettings, ConfigError> {
@@ -345,6 +379,7 @@ impl Checker<'_> {
         let shutdown_grace = Duration::from_secs(self.get(var::SHUTDOWN_GRACE_S));
         let warnings = std::mem::take(&mut self.warnings);
         let privacy = self.privacy();
+        let canary = self.canary();
         Ok(RunSettings {
             warnings,
             db: db?,
@@ -361,7 +396,15 @@ impl Checker<'_> {
             shutdown_grace,
             review_below_percent,
             privacy,
+            canary,
         })
+    }
+
+    fn canary(&mut self) -> CanarySettings {
+        CanarySettings {
+            calls: self.get(var::CANARY_CALLS),
+            margin: self.get(var::CANARY_MARGIN),
+        }
     }
 
     fn metrics(&mut self) -> MetricsSettings {

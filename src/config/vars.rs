@@ -228,6 +228,12 @@ vars! {
     PHONE_HASH_KEY: Text, secret { "run", "the secret key of PHONE_STORE=hash" }
     RETENTION_DAYS: Days { "run, purge", "age in days purge removes personal data from" }
     REPORT_LANG: OneOf<ReportLang> = "ru" { "report", "the report's language: ru or en" }
+    CANARY_CALLS: Parsed<u32> = "0" {
+        "run, canary", "calls with human scores scored again after every nightly run; 0: off"
+    }
+    CANARY_MARGIN: Share = "0.06" {
+        "run, canary", "how far the canary's agreement may fall below its trailing median"
+    }
 }
 
 /// Names the old tool read that callq has no use for: accepted, ignored, warned about once.

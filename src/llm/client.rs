@@ -127,6 +127,8 @@ struct Inner {
     breaker: Breaker,
     /// HTTP requests sent, retries and refused ones included.
     http_attempts: AtomicU64,
+    /// The model names the gateway's answers reported.
+    reported_models: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl fmt::Debug for LlmClient {
@@ -185,6 +187,7 @@ impl LlmClient {
                 // The run asks for at most max_concurrency analyses at once.
                 breaker: Breaker::new(settings.breaker_threshold, max_concurrency),
                 http_attempts: AtomicU64::new(0),
+                reported_models: Default::default(),
             }),
         })
     }
@@ -200,6 +203,13 @@ impl LlmClient {
     /// HTTP requests sent so far by this client and its clones, every retry included.
     pub fn http_attempts(&self) -> u64 {
         self.inner.http_attempts.load(Ordering::Relaxed)
+    }
+
+    /// The model names the gateway's answers to this client and its clones reported, in
+    /// order; empty when no answer named one.
+    pub fn reported_models(&self) -> Vec<String> {
+        let seen = self.inner.reported_models.lock().expect("reported models");
+        seen.iter().cloned().collect()
     }
 
     /// Whether the gateway rejected structured output and JSON is asked for by prompt only.
@@ -270,6 +280,12 @@ impl LlmClient {
                 Err(e) => return Err(e),
             };
             tally.add(completion.usage, completion.gateway_cost);
+            if let Some(m) = &completion.model {
+                let mut seen = self.inner.reported_models.lock().expect("reported models");
+                if !seen.contains(m) {
+                    seen.insert(m.clone());
+                }
+            }
             let verdict = completion.content.and_then(|content| {
                 parse_analysis_with_notes(&content, checklist).map_err(|e| e.to_string())
             });

@@ -71,6 +71,9 @@ pub(super) struct Completion {
     pub usage: Usage,
     /// USD, as the gateway reported it (`x-litellm-response-cost`).
     pub gateway_cost: Option<f64>,
+    /// The model the answer says it came from (`model`), which may name a dated version
+    /// behind the alias in `MODEL`.
+    pub model: Option<String>,
 }
 
 /// Reads a 200 body tolerantly. A body that is not JSON is a gateway glitch (retried);
@@ -119,10 +122,17 @@ pub(super) fn parse_completion(text: &str) -> Result<Completion, String> {
             },
         ),
     };
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string);
     Ok(Completion {
         content,
         usage,
         gateway_cost: None,
+        model,
     })
 }
 

@@ -186,6 +186,95 @@ pub fn sparkline(points: &[(usize, f64)], slots: usize) -> String {
         .join(" ")
 }
 
+/// The model-stability chart's drawing area.
+pub const STABILITY_W: f64 = 900.0;
+pub const STABILITY_H: f64 = 180.0;
+
+/// Agreement per canary night (0–1 on the axis): with human QA and with the model's own
+/// stored scores, and where something changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stability {
+    pub width: f64,
+    pub height: f64,
+    pub plot: Rect,
+    /// `x,y x,y …` of the nights with a figure.
+    pub human: String,
+    pub own: String,
+    pub dots: Vec<Dot>,
+    /// x of each night where something changed.
+    pub marks: Vec<f64>,
+    pub y_ticks: Vec<Tick>,
+}
+
+/// One canary night on the chart: agreement with humans, with itself, something changed.
+pub type StabilityPoint = (Option<f64>, Option<f64>, bool);
+
+/// `nights` oldest first.
+pub fn stability(
+    nights: &[StabilityPoint],
+    labels: &[String],
+    fmt: impl Fn(f64) -> String,
+) -> Stability {
+    let plot = Rect {
+        x: PAD_L,
+        y: PAD_T,
+        w: STABILITY_W - PAD_L - PAD_R,
+        h: STABILITY_H - PAD_T - PAD_B,
+    };
+    let n = nights.len();
+    let x_of = |i: usize| {
+        if n > 1 {
+            plot.x + plot.w * i as f64 / (n - 1) as f64
+        } else {
+            plot.x + plot.w / 2.0
+        }
+    };
+    let y_of = |v: f64| plot.y + plot.h * (1.0 - v.clamp(0.0, 1.0));
+    let line = |pick: &dyn Fn(&StabilityPoint) -> Option<f64>| {
+        nights
+            .iter()
+            .enumerate()
+            .filter_map(|(i, night)| Some(format!("{},{}", r1(x_of(i)), r1(y_of(pick(night)?)))))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Stability {
+        width: STABILITY_W,
+        height: STABILITY_H,
+        human: line(&|n| n.0),
+        own: line(&|n| n.1),
+        dots: nights
+            .iter()
+            .enumerate()
+            .filter_map(|(i, night)| {
+                let v = night.0?;
+                Some(Dot {
+                    x: r1(x_of(i)),
+                    y: r1(y_of(v)),
+                    day: labels.get(i).cloned().unwrap_or_default(),
+                    avg: fmt(v),
+                    value: v.to_string(),
+                })
+            })
+            .collect(),
+        marks: nights
+            .iter()
+            .enumerate()
+            .filter(|(_, night)| night.2)
+            .map(|(i, _)| r1(x_of(i)))
+            .collect(),
+        y_ticks: [0.0, 0.5, 1.0]
+            .iter()
+            .map(|v| Tick {
+                pos: r1(y_of(*v)),
+                // Whole per cents: "100,0 %" would not fit left of the plot.
+                label: format!("{:.0} %", v * 100.0),
+            })
+            .collect(),
+        plot,
+    }
+}
+
 /// A heatmap cell's colour for a share of the maximum: red at 0, amber at ½, green at 1.
 pub fn heat_colour(share: f64) -> String {
     let hue = (share.clamp(0.0, 1.0) * 120.0).round();

@@ -118,6 +118,29 @@ pub struct Summary {
     pub review: Option<Vec<ReviewItem>>,
 }
 
+/// A night of the canary for the "Model stability" section (see `callq canary report`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StabilityNight {
+    pub department_id: i32,
+    pub night: NaiveDate,
+    /// `ok`, `skipped` or `failed`.
+    pub status: String,
+    pub why: Option<String>,
+    pub calls: i32,
+    /// Agreement with human QA, every criterion's pairs pooled.
+    pub exact: Option<f64>,
+    pub within1: Option<f64>,
+    pub qwk: Option<f64>,
+    pub mae: Option<f64>,
+    /// Exact agreement with the model's own stored scores.
+    pub own_exact: Option<f64>,
+    /// Median exact agreement of the nights before.
+    pub median: Option<f64>,
+    pub dropped: bool,
+    /// What changed since the night before: (what, from, to).
+    pub changes: Vec<(String, String, String)>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportData {
     pub scope: Scope,
@@ -128,6 +151,8 @@ pub struct ReportData {
     pub operators: Vec<Operator>,
     /// None when the database has no v_review_queue view.
     pub review: Option<Vec<ReviewItem>>,
+    /// The canary's nights up to the period's end, oldest first (empty when it never ran).
+    pub stability: Vec<StabilityNight>,
 }
 
 /// Recommendations shown per operator; the rest are counted.
@@ -196,6 +221,7 @@ pub fn assemble(
         criteria,
         operators,
         review,
+        stability: Vec::new(),
     }
 }
 

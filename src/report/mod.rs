@@ -103,13 +103,10 @@ pub async fn load(store: &Store, scope: Scope) -> Result<ReportData, ReportError
         store.operator_criteria(&scope),
         store.department_criteria(&scope),
     )?;
-    Ok(data::assemble(
-        scope,
-        summary,
-        operators,
-        by_operator,
-        department,
-    ))
+    // Each query above has given its connection back to the pool by now.
+    let mut data = data::assemble(scope, summary, operators, by_operator, department);
+    data.stability = crate::canary::stability(store, scope.department, scope.to).await?;
+    Ok(data)
 }
 
 /// The requested range, or the last [`DEFAULT_DAYS`] days up to the latest scored day

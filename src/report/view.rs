@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::charts::{self, Trend};
-use super::data::{FailingCriterion, Headline, ReportData, ReviewItem};
+use super::data::{FailingCriterion, Headline, ReportData, ReviewItem, StabilityNight};
 use super::i18n;
 use crate::config::ReportLang;
 use crate::domain::ReviewReason;
@@ -28,8 +28,38 @@ pub struct Page {
     pub operators: Vec<OperatorView>,
     /// None: the database has no review queue, so the section is left out.
     pub review: Option<Vec<ReviewView>>,
+    pub stability: StabilityView,
     pub spark_w: f64,
     pub spark_h: f64,
+}
+
+/// The "Model stability" section: the canary's nights and their chart.
+#[derive(Debug, Serialize)]
+pub struct StabilityView {
+    pub nights: Vec<StabilityRow>,
+    pub chart: charts::Stability,
+    /// Show the department column (a report of every department).
+    pub departments: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StabilityRow {
+    pub department_id: i32,
+    pub night: String,
+    pub status: String,
+    pub status_text: String,
+    pub why: String,
+    pub calls: i32,
+    /// Unrounded exact agreement with human QA, for `data-exact`; empty without one.
+    pub exact: String,
+    pub exact_text: String,
+    pub within1_text: String,
+    pub qwk_text: String,
+    pub mae_text: String,
+    pub own_text: String,
+    pub median_text: String,
+    pub dropped: bool,
+    pub changes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,6 +163,86 @@ pub struct FailingView {
 /// a figure that says nothing.
 pub const MIN_BASE_FOR_CHANGE: i64 = 20;
 
+fn stability_view(
+    nights: &[StabilityNight],
+    lang: ReportLang,
+    t: &BTreeMap<&'static str, &'static str>,
+) -> StabilityView {
+    let dash = t["no_value"];
+    let share = |v: Option<f64>| {
+        v.map_or(dash.to_string(), |v| {
+            format!("{} %", i18n::decimal(lang, v * 100.0))
+        })
+    };
+    let num = |v: Option<f64>| {
+        v.map_or(dash.to_string(), |v| {
+            let s = format!("{v:.2}");
+            if lang == ReportLang::Ru {
+                s.replace('.', ",")
+            } else {
+                s
+            }
+        })
+    };
+    let departments = nights
+        .iter()
+        .map(|n| n.department_id)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        > 1;
+    let rows: Vec<StabilityRow> = nights
+        .iter()
+        .map(|n| StabilityRow {
+            department_id: n.department_id,
+            night: n.night.to_string(),
+            status: n.status.clone(),
+            status_text: t
+                .get(format!("status_{}", n.status).as_str())
+                .map_or(n.status.clone(), |s| s.to_string()),
+            why: n.why.clone().unwrap_or_default(),
+            calls: n.calls,
+            exact: raw(n.exact),
+            exact_text: share(n.exact),
+            within1_text: share(n.within1),
+            qwk_text: num(n.qwk),
+            mae_text: num(n.mae),
+            own_text: share(n.own_exact),
+            median_text: share(n.median),
+            dropped: n.dropped,
+            changes: n
+                .changes
+                .iter()
+                .map(|(what, from, to)| {
+                    let name = t
+                        .get(format!("change_{what}").as_str())
+                        .copied()
+                        .unwrap_or(what.as_str());
+                    if from.is_empty() {
+                        format!("{name}: {to}")
+                    } else {
+                        format!("{name} {from} → {to}")
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    // One department's line at a time: the chart is drawn when the nights are of one.
+    let points: Vec<charts::StabilityPoint> = if departments {
+        Vec::new()
+    } else {
+        nights
+            .iter()
+            .map(|n| (n.exact, n.own_exact, !n.changes.is_empty()))
+            .collect()
+    };
+    let labels: Vec<String> = nights.iter().map(|n| n.night.to_string()).collect();
+    StabilityView {
+        nights: rows,
+        chart: charts::stability(&points, &labels, |v| share(Some(v))),
+        departments,
+    }
+}
+
 fn raw(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.6}")).unwrap_or_default()
 }
@@ -232,6 +342,7 @@ pub fn page(data: &ReportData, lang: ReportLang, generated: String) -> Page {
             }
         })
         .collect();
+    let stability = stability_view(&data.stability, lang, &t);
     let review = data.review.as_ref().map(|items| {
         items
             .iter()
@@ -252,6 +363,7 @@ pub fn page(data: &ReportData, lang: ReportLang, generated: String) -> Page {
         criteria,
         operators,
         review,
+        stability,
         spark_w: charts::SPARK_W,
         spark_h: charts::SPARK_H,
         t,

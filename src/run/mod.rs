@@ -205,6 +205,19 @@ impl Prepared {
         self.store.purge(scope, crate::store::PURGE_BATCH).await
     }
 
+    /// Tonight's canary (CANARY_CALLS), scored with the night's prompt, checklist and model;
+    /// `None` when it is off. Never fails: a canary that cannot run says why.
+    pub(crate) async fn canary(&self) -> Option<crate::canary::Night> {
+        crate::canary::night(crate::canary::Scoring {
+            settings: &self.settings,
+            store: &self.store,
+            checklist: &self.checklist,
+            prompt: &self.prompt,
+            schema: &self.schema,
+        })
+        .await
+    }
+
     pub fn default_day(&self) -> NaiveDate {
         let today = chrono::Utc::now()
             .with_timezone(&self.settings.timezone)

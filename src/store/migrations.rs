@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0007_run_liveness",
         include_str!("../../db/migrations/0007_run_liveness.sql"),
     ),
+    (
+        8,
+        "0008_canary",
+        include_str!("../../db/migrations/0008_canary.sql"),
+    ),
 ];
 
 /// The table that records applied migrations; db/schema.sql creates it with the same text.

@@ -1,10 +1,11 @@
 //! PostgreSQL: every statement callq sends is here, one file per area. This file holds the
 //! pool, its TLS and its timeouts, and the errors; `migrations` the schema, `save` a call's
 //! save, `claims` and `lock` what keeps two runs apart, `runs` the `runs` rows, `operators`
-//! the directory, `purge` retention, `calibration`, `experiment` and `report` the commands'
-//! reads and writes, `rows` the helpers they share.
+//! the directory, `purge` retention, `calibration`, `experiment`, `canary` and `report` the
+//! commands' reads and writes, `rows` the helpers they share.
 
 mod calibration;
+mod canary;
 mod claims;
 mod experiment;
 mod lock;
@@ -29,6 +30,7 @@ use crate::config::DbSettings;
 use crate::severity::{Severe, Severity};
 
 pub use calibration::HumanImportCounts;
+pub(crate) use canary::{CanaryAgreement, CanaryNightRecord, CanaryNightRow};
 pub use claims::Claim;
 pub use experiment::{ExperimentCall, ExperimentStart, StoredCall};
 pub use lock::DayLock;

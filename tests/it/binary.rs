@@ -300,14 +300,14 @@ async fn check_reports_each_system_and_spends_one_tiny_llm_request() {
 
 type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>;
 
-fn stderr_lines(child: &mut tokio::process::Child) -> Lines {
+pub(crate) fn stderr_lines(child: &mut tokio::process::Child) -> Lines {
     let stderr = child.stderr.take().expect("stderr piped");
     tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr))
 }
 
 /// Reads the child's stderr until a line contains `marker`; the rest keeps draining in the
 /// background so the child never blocks on a full pipe.
-async fn wait_for_line(mut lines: Lines, marker: &str) {
+pub(crate) async fn wait_for_line(mut lines: Lines, marker: &str) {
     while let Some(line) = lines.next_line().await.unwrap() {
         if line.contains(marker) {
             tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -318,7 +318,7 @@ async fn wait_for_line(mut lines: Lines, marker: &str) {
 }
 
 /// Sends `signal` (e.g. "TERM") to a running child.
-fn kill(child: &tokio::process::Child, signal: &str) {
+pub(crate) fn kill(child: &tokio::process::Child, signal: &str) {
     let pid = child.id().expect("the child is running").to_string();
     let status = std::process::Command::new("kill")
         .args([&format!("-{signal}"), &pid])

@@ -60,7 +60,8 @@ fn seq<'a>(v: &'a Value, path: &str) -> &'a Vec<Value> {
 type Metrics = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 /// What `callq run` publishes, taken from its renderer: a run with every outcome counted
-/// and a cost (the one metric published only sometimes).
+/// and a cost (the one metric published only sometimes), and a canary night with every
+/// figure and its trailing medians.
 fn published() -> Metrics {
     let mut s = Summary::default();
     for o in Outcome::ALL {
@@ -70,7 +71,26 @@ fn published() -> Metrics {
         usd: 0.5,
         source: CostSource::Prices,
     }));
-    let text = callq::metrics::render(7, &[s], ExitCode::Ok, 1_700_000_000);
+    let mut text = callq::metrics::render(7, &[s], ExitCode::Ok, 1_700_000_000);
+    let figures: Vec<(String, String, f64)> = ["human", "self"]
+        .iter()
+        .flat_map(|a| {
+            ["exact", "within1", "qwk", "mae"]
+                .iter()
+                .map(move |s| (a.to_string(), s.to_string(), 0.5))
+        })
+        .collect();
+    text.push_str(&callq::metrics::render_canary(
+        7,
+        &callq::metrics::CanaryFigures {
+            ran: true,
+            calls: 30,
+            cost_usd: Some(0.05),
+            margin: 0.1,
+            agreement: figures.clone(),
+            median: figures,
+        },
+    ));
     let sample = Regex::new(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\} \S+$").unwrap();
     let mut metrics = Metrics::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
@@ -236,6 +256,9 @@ fn prometheus_rules_and_their_test_series_use_what_callq_publishes() {
         "callq_calls_listed",
         "callq_llm_cost_usd",
         "callq_llm_attempts",
+        "callq_canary_agreement",
+        "callq_canary_agreement_median",
+        "callq_canary_margin",
     ] {
         assert!(used.contains(name), "no rule reads {name}");
     }

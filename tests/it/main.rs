@@ -4,6 +4,7 @@
 mod bi_views;
 mod binary;
 mod calibrate;
+mod canary;
 mod checklist_sheets;
 mod common;
 mod compare;

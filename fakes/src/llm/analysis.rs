@@ -181,6 +181,16 @@ fn alter(quote: &str) -> String {
 /// The analysis for `prompt`; `with_evidence` when the request asked for quotes (the
 /// schema names `evidence`, or a prompt-only request's prompt does).
 pub fn analysis_for_request(prompt: &str, with_evidence: bool) -> Value {
+    analysis_adjusted(prompt, with_evidence, &|_, score, _| score)
+}
+
+/// [`analysis_for_request`] with each criterion's score passed through `adjust(index,
+/// score, max)` before its quote is chosen (the fake's score shift and noise).
+pub(crate) fn analysis_adjusted(
+    prompt: &str,
+    with_evidence: bool,
+    adjust: &dyn Fn(usize, f64, f64) -> f64,
+) -> Value {
     if prompt.contains(markers::NOT_SALES) {
         return json!({
             "is_sales_call": false,
@@ -202,10 +212,11 @@ pub fn analysis_for_request(prompt: &str, with_evidence: bool) -> Value {
             let score = if prompt.contains(markers::SCORE_ZERO) {
                 0.0
             } else {
-                match quality {
+                let score = match quality {
                     Some(q) => quality_score(i, c.max_score, q),
                     None => expected_score(i, c.max_score),
-                }
+                };
+                adjust(i, score, c.max_score)
             };
             let mut e = json!({
                 "category": c.category,
@@ -302,13 +313,18 @@ fn amount_in_roubles(prompt: &str) -> Option<String> {
 
 /// The message content for `prompt`: a refusal for `[invalid-always]`, and for
 /// `[invalid-once]` when `first_sighting`; else the analysis, fenced for `[fenced]`.
-pub(crate) fn content_for(prompt: &str, first_sighting: bool, with_evidence: bool) -> String {
+pub(crate) fn content_for(
+    prompt: &str,
+    first_sighting: bool,
+    with_evidence: bool,
+    adjust: &dyn Fn(usize, f64, f64) -> f64,
+) -> String {
     if prompt.contains(markers::INVALID_ALWAYS)
         || (first_sighting && prompt.contains(markers::INVALID_ONCE))
     {
         return REFUSAL.to_string();
     }
-    let analysis = analysis_for_request(prompt, with_evidence);
+    let analysis = analysis_adjusted(prompt, with_evidence, adjust);
     if prompt.contains(markers::FENCED) {
         let pretty = serde_json::to_string_pretty(&analysis).expect("a JSON value serializes");
         format!("Вот оценка:\n```json\n{pretty}\n```\nГотово.")
@@ -496,13 +512,15 @@ mod tests {
     #[test]
     fn content_refuses_or_fences_as_asked() {
         let once = prompt("[invalid-once]");
-        assert_eq!(content_for(&once, true, false), REFUSAL);
-        assert!(serde_json::from_str::<Value>(&content_for(&once, false, false)).is_ok());
+        assert_eq!(content_for(&once, true, false, &|_, s, _| s), REFUSAL);
+        assert!(
+            serde_json::from_str::<Value>(&content_for(&once, false, false, &|_, s, _| s)).is_ok()
+        );
         assert_eq!(
-            content_for(&prompt("[invalid-always]"), false, false),
+            content_for(&prompt("[invalid-always]"), false, false, &|_, s, _| s),
             REFUSAL
         );
-        let fenced = content_for(&prompt("[fenced]"), true, false);
+        let fenced = content_for(&prompt("[fenced]"), true, false, &|_, s, _| s);
         assert!(fenced.starts_with("Вот оценка:\n```json\n{"));
         assert!(fenced.ends_with("}\n```\nГотово."));
         let inner = fenced

@@ -300,3 +300,57 @@ async fn limit_429s_can_carry_other_retry_headers() {
     gate.release();
     assert_eq!(first.await.unwrap(), Status::OK);
 }
+
+/// The scores of the two criteria in an answer's content.
+fn scores(content: &str) -> Vec<f64> {
+    let v: Value = serde_json::from_str(content).unwrap();
+    v["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["score_given"].as_f64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scores_shift_from_a_point_on_and_noise_repeats_with_its_seed() {
+    let llm = FakeLlm::start(LlmConfig {
+        reported_model: Some("gpt-test-2025-08-06".into()),
+        ..LlmConfig::default()
+    })
+    .await;
+    // Full marks for the first criterion, half (rounded down) for the second.
+    assert_eq!(
+        scores(&content(&llm, "operator: Добрый день").await),
+        [10.0, 1.0]
+    );
+    llm.set_score_shift(-2.0);
+    assert_eq!(
+        scores(&content(&llm, "operator: Добрый день").await),
+        [8.0, 0.0]
+    );
+    let resp = send(&llm, "sk-test", &request("gpt-test", &prompt("x"), true)).await;
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["model"], "gpt-test-2025-08-06");
+
+    // Noise: the k-th answer to a prompt is the same for the same seed, and answers move.
+    let passes = |seed: u64| async move {
+        let llm = FakeLlm::start(LlmConfig {
+            seed,
+            score_noise: 0.5,
+            ..LlmConfig::default()
+        })
+        .await;
+        let mut all = Vec::new();
+        for _ in 0..8 {
+            all.push(scores(&content(&llm, "operator: Добрый день").await));
+        }
+        all
+    };
+    let a = passes(3).await;
+    assert_eq!(a, passes(3).await);
+    assert_ne!(a, passes(4).await);
+    assert!(a.iter().any(|s| s != &[10.0, 1.0]), "{a:?}");
+    assert!(a.iter().any(|s| s[0] == 9.0), "{a:?}");
+    assert!(a.iter().flatten().all(|s| (0.0..=10.0).contains(s)));
+}
