@@ -11,17 +11,16 @@ pub mod trend;
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::calibration::stats::Agreement;
 use crate::config::RunSettings;
-use crate::domain::{Analysis, Checklist, Outcome, Usage};
+use crate::domain::{Analysis, Checklist, Usage};
 use crate::experiment;
-use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder};
+use crate::llm::{LlmClient, LlmError, PromptBuilder};
 use crate::run;
 use crate::store::{CanaryAgreement, CanaryNightRecord, Store, StoreError};
-use crate::store::{ExperimentCall, ExperimentStart, StoredCall};
+use crate::store::{ExperimentStart, StoredCall};
 
 pub use trend::{Against, TrendNight, trend};
 
@@ -474,105 +473,36 @@ async fn score(
             model: &s.settings.llm.model,
         })
         .await?;
-    // Masked as the run masks: a transcript stored raw is not sent raw by this path either.
-    let texts: HashMap<i64, String> = calls
-        .iter()
-        .map(|c| (c.id, s.settings.privacy.for_llm(&c.transcript).into_owned()))
-        .collect();
-    let keep = KeepCanary {
-        store: s.store,
-        experiment_id,
-        answers: std::sync::Mutex::new(HashMap::new()),
-    };
-    let judge = run::Judge {
-        checklist: s.checklist,
-        review_below_percent: s.settings.review_below_percent,
-    };
-    let mut results = futures::stream::iter(calls.iter().map(|call| {
-        let (keep, text) = (&keep, &texts[&call.id]);
-        async move {
-            let rendered = s.prompt.render(text);
-            let answer = llm.analyze(&rendered, s.schema, s.checklist).await;
-            run::handle_answer::<CanaryError>(call.id, text, answer, judge, keep).await
-        }
-    }))
-    .buffer_unordered(s.settings.llm.max_concurrency)
-    .boxed();
-    let (mut usage, mut cost, mut failed) = (Usage::default(), None::<f64>, 0usize);
-    while let Some(result) = results.next().await {
-        let finished = result?;
-        usage += finished.spent.usage;
-        if let Some(c) = finished.spent.cost {
-            *cost.get_or_insert(0.0) += c.usd;
-        }
-        if finished.outcome == Outcome::Failed {
-            failed += 1;
-        }
-    }
-    drop(results);
-    s.store
-        .finish_experiment(experiment_id, usage, cost)
-        .await?;
+    let scored = experiment::rescore::<CanaryError>(
+        &experiment::Rescore {
+            store: s.store,
+            experiment_id,
+            llm,
+            prompt: s.prompt,
+            schema: s.schema,
+            judge: run::Judge {
+                checklist: s.checklist,
+                review_below_percent: s.settings.review_below_percent,
+            },
+            privacy: &s.settings.privacy,
+            concurrency: s.settings.llm.max_concurrency,
+        },
+        calls,
+    )
+    .await?;
     Ok(Pass {
         experiment_id,
-        answers: keep.answers.into_inner().expect("answers"),
-        failed,
-        usage,
-        cost,
+        // Only an answer that scored the call as a sale has scores to compare.
+        answers: scored
+            .answers
+            .into_iter()
+            .filter(|(_, a)| a.is_sales_call)
+            .collect(),
+        failed: scored.failed,
+        usage: scored.usage,
+        cost: scored.cost,
         models: llm.reported_models(),
     })
-}
-
-/// Keeps each answer as an experiment row, and in memory for tonight's agreement.
-struct KeepCanary<'a> {
-    store: &'a Store,
-    experiment_id: i64,
-    answers: std::sync::Mutex<HashMap<i64, Analysis>>,
-}
-
-impl run::Keep for KeepCanary<'_> {
-    async fn answer(&self, call_id: i64, analyzed: &Analyzed) -> Result<(), StoreError> {
-        self.store
-            .save_experiment_call(
-                self.experiment_id,
-                &ExperimentCall {
-                    call_id,
-                    analysis: Some(&analyzed.analysis),
-                    usage: analyzed.usage,
-                    cost_usd: analyzed.cost.map(|c| c.usd),
-                    error: None,
-                },
-            )
-            .await?;
-        if analyzed.analysis.is_sales_call {
-            self.answers
-                .lock()
-                .expect("answers")
-                .insert(call_id, analyzed.analysis.clone());
-        }
-        Ok(())
-    }
-
-    async fn failure(
-        &self,
-        call_id: i64,
-        _stage: &'static str,
-        error: &str,
-        spent: &run::Spent,
-    ) -> Result<(), StoreError> {
-        self.store
-            .save_experiment_call(
-                self.experiment_id,
-                &ExperimentCall {
-                    call_id,
-                    analysis: None,
-                    usage: spent.usage,
-                    cost_usd: spent.cost.map(|c| c.usd),
-                    error: Some(error),
-                },
-            )
-            .await
-    }
 }
 
 /// Nights of the canary shown in the HTML report: the last [`REPORT_NIGHTS`] of the

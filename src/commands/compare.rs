@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::calibration::report::{self, PairRow};
@@ -13,10 +12,10 @@ use crate::cli::CompareArgs;
 use crate::config::{ConfigError, Env};
 use crate::domain::{Analysis, Usage};
 use crate::experiment;
-use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder, response_schema};
+use crate::llm::{LlmClient, LlmError, PromptBuilder, response_schema};
 use crate::run::{self, PromptFileError};
 use crate::severity::{ExitCode, Severe, Severity};
-use crate::store::{ExperimentCall, ExperimentStart, Store, StoreError, StoredCall};
+use crate::store::{ExperimentStart, Store, StoreError, StoredCall};
 
 /// Why a comparison stopped. Each source's severity passes through.
 #[derive(Debug, thiserror::Error)]
@@ -143,53 +142,29 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Comparison
         calls.len()
     );
 
-    // A transcript stored raw (TRANSCRIPT_STORE=raw) is masked here as the run masks it:
-    // with PII_MASKING=on nothing personal reaches the model by this path either. Text
-    // stored masked comes out unchanged.
-    let texts: HashMap<i64, String> = calls
-        .iter()
-        .map(|c| (c.id, settings.privacy.for_llm(&c.transcript).into_owned()))
-        .collect();
-    let keep = KeepExperiment {
-        store: &store,
-        experiment_id,
-        variant: std::sync::Mutex::new(HashMap::new()),
-    };
     let judge = run::Judge {
         checklist: &checklist,
         review_below_percent: settings.review_below_percent,
     };
-    let mut results = futures::stream::iter(calls.iter().map(|call| {
-        let (llm, prompt, schema, checklist, keep) = (&llm, &prompt, &schema, &checklist, &keep);
-        let text = &texts[&call.id];
-        async move {
-            let rendered = prompt.render(text);
-            let answer = llm.analyze(&rendered, schema, checklist).await;
-            run::handle_answer(call.id, text, answer, judge, keep).await
-        }
-    }))
-    .buffer_unordered(settings.llm.max_concurrency)
-    // Boxed so the closure's borrowed types do not leak into the command's future.
-    .boxed();
-    let (mut usage, mut cost, mut failed) = (Usage::default(), None::<f64>, 0usize);
-    while let Some(result) = results.next().await {
-        let finished = match result {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!("experiment {experiment_id} is incomplete");
-                return Err(e);
-            }
-        };
-        usage += finished.spent.usage;
-        if finished.outcome == crate::domain::Outcome::Failed {
-            failed += 1;
-        } else if let Some(c) = finished.spent.cost {
-            *cost.get_or_insert(0.0) += c.usd;
-        }
-    }
-    drop(results);
-    let variant = keep.variant.into_inner().expect("variant");
-    store.finish_experiment(experiment_id, usage, cost).await?;
+    let experiment::Rescored {
+        answers: variant,
+        failed,
+        usage,
+        cost,
+    } = experiment::rescore::<CompareError>(
+        &experiment::Rescore {
+            store: &store,
+            experiment_id,
+            llm: &llm,
+            prompt: &prompt,
+            schema: &schema,
+            judge,
+            privacy: &settings.privacy,
+            concurrency: settings.llm.max_concurrency,
+        },
+        &calls,
+    )
+    .await?;
 
     let stored = store.stored_scores(&chosen).await?;
     let humans = store.human_scores(&chosen).await?;
@@ -209,57 +184,6 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Comparison
         report,
         failed,
     })
-}
-
-/// `compare` keeps each answer as an experiment row, never touching `calls`, and the variant's
-/// analyses for the report.
-struct KeepExperiment<'a> {
-    store: &'a Store,
-    experiment_id: i64,
-    variant: std::sync::Mutex<HashMap<i64, Analysis>>,
-}
-
-impl run::Keep for KeepExperiment<'_> {
-    async fn answer(&self, call_id: i64, analyzed: &Analyzed) -> Result<(), StoreError> {
-        self.store
-            .save_experiment_call(
-                self.experiment_id,
-                &ExperimentCall {
-                    call_id,
-                    analysis: Some(&analyzed.analysis),
-                    usage: analyzed.usage,
-                    cost_usd: analyzed.cost.map(|c| c.usd),
-                    error: None,
-                },
-            )
-            .await?;
-        self.variant
-            .lock()
-            .expect("variant")
-            .insert(call_id, analyzed.analysis.clone());
-        Ok(())
-    }
-
-    async fn failure(
-        &self,
-        call_id: i64,
-        _stage: &'static str,
-        error: &str,
-        spent: &run::Spent,
-    ) -> Result<(), StoreError> {
-        self.store
-            .save_experiment_call(
-                self.experiment_id,
-                &ExperimentCall {
-                    call_id,
-                    analysis: None,
-                    usage: spent.usage,
-                    cost_usd: spent.cost.map(|c| c.usd),
-                    error: Some(error),
-                },
-            )
-            .await
-    }
 }
 
 struct ComparisonInput<'a> {

@@ -1,6 +1,11 @@
-//! Prompt experiments (`callq compare`): a seeded sample of stored calls scored again with
-//! a variant, saved under an experiment id in tables of their own. The orchestration is in
-//! `commands::compare`, the queries in `store::experiment`; this module holds the sampling.
+//! Prompt experiments (`callq compare`, the canary): a seeded sample of stored calls scored
+//! again with a variant, saved under an experiment id in tables of their own. The
+//! orchestration is in `commands::compare` and `canary`, the queries in `store::experiment`;
+//! this module holds the sampling and the scoring (`score.rs`).
+
+mod score;
+
+pub(crate) use score::{Rescore, Rescored, rescore};
 
 use sha2::{Digest, Sha256};
 
