@@ -22,6 +22,11 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
     if let Some(n) = args.concurrency {
         env.set_flag("LLM_CONCURRENCY", "--concurrency", n);
     }
+    if args.batch {
+        env.set_flag("LLM_MODE", "--batch", "batch");
+    } else if args.sync {
+        env.set_flag("LLM_MODE", "--sync", "sync");
+    }
     warn_ignored(&env);
     let mut report = RunReport::new(env.metrics_best_effort(), env.department_best_effort());
     let settings = match env.run() {
@@ -56,6 +61,11 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
             return report.finish(args, code, Some(e.to_string())).await;
         }
     };
+    // Batches of earlier runs first: their answers are saved, and what they left
+    // unanswered is waiting again before the days are chosen.
+    if !opts.dry_run {
+        report.collect(args, &prepared, &opts).await;
+    }
     let mut days: Vec<(NaiveDate, Option<String>)> = days_to_run(args, prepared.default_day())
         .into_iter()
         .map(|d| (d, None))
@@ -130,6 +140,8 @@ struct RunReport {
     /// What RETENTION_DAYS purged after the days (or why it could not); `None` when it
     /// did not run.
     purge: Option<serde_json::Value>,
+    /// What the collection of earlier batches did, when it ran.
+    batches: Option<run::Collected>,
 }
 
 impl RunReport {
@@ -141,7 +153,34 @@ impl RunReport {
             summaries: Vec::new(),
             errors: Vec::new(),
             purge: None,
+            batches: None,
         }
+    }
+
+    /// Collects the department's finished batches, before the days run.
+    async fn collect(&mut self, args: &RunArgs, prepared: &run::Prepared, opts: &RunOptions) {
+        let collected = match prepared.collector().collect(false, &opts.stop).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("collecting batches: {e}");
+                self.worst = self.worst.max(e.exit_code());
+                self.errors.push(serde_json::json!({
+                    "day": null,
+                    "error": format!("collecting batches: {e}"),
+                }));
+                return;
+            }
+        };
+        if collected.is_empty() {
+            return;
+        }
+        let line = collected.to_string();
+        tracing::info!("{line}");
+        if !args.json {
+            crate::redact::println(&line);
+        }
+        self.worst = self.worst.max(super::batch::collected_code(&collected));
+        self.batches = Some(collected);
     }
 
     fn day(&mut self, args: &RunArgs, summary: Summary, error: Option<RunError>) {
@@ -182,6 +221,7 @@ impl RunReport {
                 "days": days,
                 "errors": self.errors,
                 "purge": self.purge,
+                "batches": self.batches.as_ref().map(|b| b.to_json()),
             });
             crate::redact::println(report);
         }

@@ -23,8 +23,8 @@ pub use database::{
 };
 pub use low::{Env, Origin};
 pub use settings::{
-    LoggingSettings, MetricsSettings, PurgeSettings, ReportLang, ReportSettings, RunSettings,
-    UnknownOperatorsSettings,
+    BatchSettings, LlmMode, LoggingSettings, MetricsSettings, PurgeSettings, ReportLang,
+    ReportSettings, RunSettings, UnknownOperatorsSettings,
 };
 pub use vars::{IGNORED_OLD_VARS, KNOWN_VARS, Spec, VARS};
 

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0007_run_liveness",
         include_str!("../../db/migrations/0007_run_liveness.sql"),
     ),
+    (
+        9,
+        "0009_batches",
+        include_str!("../../db/migrations/0009_batches.sql"),
+    ),
 ];
 
 /// The table that records applied migrations; db/schema.sql creates it with the same text.

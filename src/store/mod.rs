@@ -1,6 +1,7 @@
 //! PostgreSQL: the pool, embedded migrations, the per-(department, day) run lock, and the
 //! reads the run needs. Saving calls and runs lives in `save`, retention in `purge`.
 
+mod batches;
 mod claims;
 mod lock;
 mod migrations;
@@ -20,6 +21,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::DbSettings;
 use crate::severity::{Severe, Severity};
 
+pub use batches::{BatchCall, BatchLock, BatchRow, CollectedCall, NewBatch, OPEN_STATES};
 pub use claims::Claim;
 pub use lock::DayLock;
 pub use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
