@@ -22,8 +22,8 @@ pub mod world;
 
 pub use google::{FakeGoogle, GoogleConfig};
 pub use llm::{
-    FORMULA_RECOMMENDATION, FakeLlm, INVENTED_QUOTE, LlmConfig, Refusal, analysis_for_prompt,
-    analysis_for_request, evidence_for, expected_score, markers,
+    BatchHold, FORMULA_RECOMMENDATION, FakeLlm, INVENTED_QUOTE, LlmConfig, Refusal,
+    analysis_for_prompt, analysis_for_request, evidence_for, expected_score, markers,
 };
 pub use server::Gate;
 pub use tbank::{FakeCall, FakeTbank, TbankConfig, TbankFaults};

@@ -4,6 +4,7 @@
 //! with prompt-prefix caching, and answers chosen by the prompt.
 
 mod analysis;
+mod batch;
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -26,6 +27,7 @@ pub use analysis::{
     analysis_for_request, evidence_for, expected_score, markers, parse_criteria, quality_score,
     transcript_phrases,
 };
+pub use batch::BatchHold;
 
 use crate::server::{Counter, Dice, Gate, GateSlot, LatencyKnob, RateKnob, Running, bearer};
 
@@ -146,10 +148,11 @@ impl FakeLlm {
             invalid_once_seen: Mutex::new(HashSet::new()),
             prompts: Mutex::new(Vec::new()),
             gate: GateSlot::default(),
+            batch: batch::Batches::new(),
         });
-        let router = Router::new()
-            .route("/v1/chat/completions", post(chat_completions))
-            .with_state(Arc::clone(&state));
+        let router =
+            batch::routes(Router::new().route("/v1/chat/completions", post(chat_completions)))
+                .with_state(Arc::clone(&state));
         FakeLlm {
             running: Running::start(router).await,
             state,
@@ -309,6 +312,8 @@ struct Llm {
     invalid_once_seen: Mutex<HashSet<u64>>,
     prompts: Mutex<Vec<String>>,
     gate: GateSlot,
+    /// The Files and Batches API.
+    batch: batch::Batches,
 }
 
 /// Counts a request in flight for as long as its handler runs, even when the client
@@ -332,9 +337,11 @@ impl Drop for InFlight<'_> {
 
 /// LiteLLM's error shape.
 fn error(status: StatusCode, message: &str, kind: &str) -> Response {
-    let body =
-        json!({"error": {"message": message, "type": kind, "code": status.as_u16().to_string()}});
-    (status, Json(body)).into_response()
+    (status, Json(error_body(status, message, kind))).into_response()
+}
+
+fn error_body(status: StatusCode, message: &str, kind: &str) -> Value {
+    json!({"error": {"message": message, "type": kind, "code": status.as_u16().to_string()}})
 }
 
 /// The texts of `messages[*].content`, whether plain strings or OpenAI content parts.
@@ -419,37 +426,14 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
             "invalid_request_error",
         );
     };
-    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
-    if !st.models.iter().any(|m| m == model) {
-        return error(
-            StatusCode::NOT_FOUND,
-            &format!("model '{model}' not found"),
-            "invalid_request_error",
-        );
-    }
-    let Some(messages) = message_texts(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "litellm.BadRequestError: `messages` must be a non-empty array",
-            "invalid_request_error",
-        );
+    let Vetted {
+        model,
+        messages,
+        with_evidence,
+    } = match vet(&st, &body) {
+        Ok(v) => v,
+        Err(f) => return f.response(),
     };
-    let schema_given = body.get("response_format").is_some_and(|f| !f.is_null());
-    let with_evidence = if schema_given {
-        body["response_format"].to_string().contains("\"evidence\"")
-    } else {
-        messages.iter().any(|m| m.contains("\"evidence\""))
-    };
-    if schema_given {
-        st.with_response_format.bump();
-        if st.reject_response_format {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "litellm.BadRequestError: response_format json_schema is not supported for this model",
-                "invalid_request_error",
-            );
-        }
-    }
     if st.max_concurrency.is_some_and(|max| now_in_flight > max) {
         st.served_429.bump();
         let mut resp = error(
@@ -480,31 +464,156 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
         }
         return error(status, "upstream burst: please try again", "upstream_error");
     }
-    if let Some(tokens) = messages.iter().find_map(|m| too_long(m)) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "litellm.ContextWindowExceededError: This model's maximum context length is 128000 tokens. However, your messages resulted in {tokens} tokens."
-            ),
-            "invalid_request_error",
-        );
+    if let Err(f) = context_window(&messages) {
+        return f.response();
     }
     st.gate.pass().await;
     st.latency.wait().await;
+    let answer = match think(&st, &model, &messages, with_evidence, Caller::Sync) {
+        Ok(a) => a,
+        Err(f) => {
+            st.served_500.bump();
+            return f.response();
+        }
+    };
+    let cost = st.response_cost_per_1m.map(|(input, output)| {
+        (answer.prompt_tokens as f64 * input + answer.completion_tokens as f64 * output) / 1e6
+    });
+    let mut resp = Json(answer.body).into_response();
+    if let Some(cost) = cost {
+        resp.headers_mut().insert(
+            "x-litellm-response-cost",
+            HeaderValue::from_str(&cost.to_string()).expect("a number"),
+        );
+    }
+    resp
+}
+
+/// An error answer: status, message and LiteLLM's error type.
+struct Failure {
+    status: StatusCode,
+    message: String,
+    kind: &'static str,
+}
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>, kind: &'static str) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+            kind,
+        }
+    }
+
+    fn response(&self) -> Response {
+        error(self.status, &self.message, self.kind)
+    }
+
+    /// The JSON body of [`Failure::response`].
+    fn body(&self) -> Value {
+        error_body(self.status, &self.message, self.kind)
+    }
+}
+
+/// A request body that passed the model's checks.
+struct Vetted {
+    model: String,
+    messages: Vec<String>,
+    with_evidence: bool,
+}
+
+/// The checks of a request body that a batch line shares with a synchronous request:
+/// known model, messages, `response_format`.
+fn vet(st: &Llm, body: &Value) -> Result<Vetted, Failure> {
+    let model = body.get("model").and_then(Value::as_str).unwrap_or("");
+    if !st.models.iter().any(|m| m == model) {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("model '{model}' not found"),
+            "invalid_request_error",
+        ));
+    }
+    let Some(messages) = message_texts(body) else {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "litellm.BadRequestError: `messages` must be a non-empty array",
+            "invalid_request_error",
+        ));
+    };
+    let schema_given = body.get("response_format").is_some_and(|f| !f.is_null());
+    let with_evidence = if schema_given {
+        body["response_format"].to_string().contains("\"evidence\"")
+    } else {
+        messages.iter().any(|m| m.contains("\"evidence\""))
+    };
+    if schema_given {
+        st.with_response_format.bump();
+        if st.reject_response_format {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                "litellm.BadRequestError: response_format json_schema is not supported for this model",
+                "invalid_request_error",
+            ));
+        }
+    }
+    Ok(Vetted {
+        model: model.to_string(),
+        messages,
+        with_evidence,
+    })
+}
+
+/// A prompt beyond the context window is refused.
+fn context_window(messages: &[String]) -> Result<(), Failure> {
+    match messages.iter().find_map(|m| too_long(m)) {
+        Some(tokens) => Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "litellm.ContextWindowExceededError: This model's maximum context length is 128000 tokens. However, your messages resulted in {tokens} tokens."
+            ),
+            "invalid_request_error",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Who asked: completions are numbered per kind, so batch lines leave `completions()`
+/// to synchronous requests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Sync,
+    Batch,
+}
+
+/// A chat completion and its token counts.
+struct Answer {
+    body: Value,
+    prompt_tokens: usize,
+    completion_tokens: usize,
+}
+
+/// What the "model" answers an accepted request: the random 500s, then the analysis the
+/// prompt asks for, with usage and cached tokens.
+fn think(
+    st: &Llm,
+    model: &str,
+    messages: &[String],
+    with_evidence: bool,
+    caller: Caller,
+) -> Result<Answer, Failure> {
     let prompt = messages.join("\n");
     let shared = st.account_prompt(&prompt);
     if st.dice.roll(st.error_rate.get()) {
-        st.served_500.bump();
-        return error(
+        return Err(Failure::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "litellm.InternalServerError: upstream model failed",
             "internal_server_error",
-        );
+        ));
     }
     let content = if st.refuse_all.load(Ordering::SeqCst) {
         analysis::REFUSAL.to_string()
     } else {
-        analysis::content_for(&prompt, st.first_invalid_once(&messages), with_evidence)
+        analysis::content_for(&prompt, st.first_invalid_once(messages), with_evidence)
     };
     let prompt_tokens = prompt.chars().count() / 4;
     let completion_tokens = content.chars().count() / 4;
@@ -516,12 +625,12 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
     if st.report_cached_tokens {
         usage["prompt_tokens_details"] = json!({"cached_tokens": shared / 4});
     }
-    let n = st.completions.bump();
-    let cost = st.response_cost_per_1m.map(|(input, output)| {
-        (prompt_tokens as f64 * input + completion_tokens as f64 * output) / 1e6
-    });
-    let mut resp = Json(json!({
-        "id": format!("chatcmpl-fake-{n}"),
+    let id = match caller {
+        Caller::Sync => format!("chatcmpl-fake-{}", st.completions.bump()),
+        Caller::Batch => format!("chatcmpl-fake-batch-{}", st.batch.completions.bump()),
+    };
+    let body = json!({
+        "id": id,
         "object": "chat.completion",
         "created": chrono::Utc::now().timestamp(),
         "model": model,
@@ -532,15 +641,12 @@ async fn chat_completions(State(st): State<Arc<Llm>>, headers: HeaderMap, body: 
             "finish_reason": "stop",
         }],
         "usage": usage,
-    }))
-    .into_response();
-    if let Some(cost) = cost {
-        resp.headers_mut().insert(
-            "x-litellm-response-cost",
-            HeaderValue::from_str(&cost.to_string()).expect("a number"),
-        );
-    }
-    resp
+    });
+    Ok(Answer {
+        body,
+        prompt_tokens,
+        completion_tokens,
+    })
 }
 
 /// `[too-long]` in a message: a prompt beyond the context window (its size in "tokens").
