@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
 use tokio::io::AsyncBufReadExt;
 
@@ -390,18 +390,12 @@ pub(super) async fn stage_call(
     let custom = custom_id(call.id);
     let line = p.batch.input_line(&custom, &prompt, &p.schema);
     drop(prompt);
-    let release = |why: String| async move {
-        if let Err(e) = p.store.release_call(call.id, run_id).await {
-            tracing::warn!("call {}: could not release its claim: {e}", call.id);
-        }
-        why
-    };
     if line.len() > p.settings.batch.max_bytes {
-        let why = release(format!(
+        release(p, call.id, run_id).await;
+        let why = format!(
             "its request ({} bytes) is larger than LLM_BATCH_MAX_BYTES",
             line.len()
-        ))
-        .await;
+        );
         let e = LlmError::Rejected {
             status: 413,
             message: why,
@@ -428,13 +422,20 @@ pub(super) async fn stage_call(
     match submitter.add(&line, row).await {
         Ok(true) => Ok(Some(Finished::done(Outcome::InBatch))),
         Ok(false) => {
-            release(String::new()).await;
+            release(p, call.id, run_id).await;
             Ok(None)
         }
         Err(e) => {
             day.halt.cancel();
             Err(e)
         }
+    }
+}
+
+/// A call that does not go into a batch after all gives its claim back.
+async fn release(p: &Prepared, call_id: i64, run_id: i64) {
+    if let Err(e) = p.store.release_call(call_id, run_id).await {
+        tracing::warn!("call {call_id}: could not release its claim: {e}");
     }
 }
 
@@ -860,19 +861,13 @@ impl Collector<'_> {
             Ok(r) => r,
             Err(e) => return Err(RunError::Batch(e)),
         };
-        let lines = futures::stream::unfold(reader, |mut r| async move {
-            let mut buf = Vec::new();
-            match r.read_until(b'\n', &mut buf).await {
-                Ok(0) => None,
-                Ok(_) => Some((Ok(buf), r)),
-                Err(e) => Some((Err(e), r)),
-            }
-        });
-        let mut results = std::pin::pin!(
-            lines
-                .map(|line| self.line(b, line))
-                .buffer_unordered(SAVE_CONCURRENCY)
-        );
+        let lines = futures::stream::unfold(reader, next_line);
+        // Boxed: the closures' borrowed types would otherwise leak into the run's future
+        // and keep it from being spawned.
+        let mut results = lines
+            .map(|line| self.line(b, line).boxed())
+            .buffer_unordered(SAVE_CONCURRENCY)
+            .boxed();
         let mut fatal = None;
         while let Some(result) = results.next().await {
             match result {
@@ -954,6 +949,18 @@ impl Collector<'_> {
             return Ok(Line::Bad);
         }
         Ok(Line::Finished(finished))
+    }
+}
+
+/// The next line of a result file, for `stream::unfold`.
+async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
+    mut r: R,
+) -> Option<(std::io::Result<Vec<u8>>, R)> {
+    let mut buf = Vec::new();
+    match r.read_until(b'\n', &mut buf).await {
+        Ok(0) => None,
+        Ok(_) => Some((Ok(buf), r)),
+        Err(e) => Some((Err(e), r)),
     }
 }
 

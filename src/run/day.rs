@@ -243,15 +243,14 @@ impl Prepared {
                 "could not record the end of run {id}: {e}; the next run of {day} marks it abandoned"
             );
         }
-        if self.settings.batch.mode == LlmMode::Batch
-            && let Err(e) = self
-                .store
-                .record_run_batches(
-                    id,
-                    summary.count(Outcome::InBatch),
-                    summary.batches_submitted,
-                )
-                .await
+        if let Err(e) = self
+            .store
+            .record_run_batches(
+                id,
+                summary.count(Outcome::InBatch),
+                summary.batches_submitted,
+            )
+            .await
         {
             tracing::error!("could not record the batches of run {id}: {e}");
         }
