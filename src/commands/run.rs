@@ -228,12 +228,23 @@ impl RunReport {
         if !args.dry_run
             && let Some(department) = self.department
         {
-            let text = metrics::render(
+            let mut text = metrics::render(
                 department,
                 &self.summaries,
                 code,
                 chrono::Utc::now().timestamp(),
             );
+            let batched = self
+                .summaries
+                .iter()
+                .any(|s| s.batches_submitted > 0 || s.count(Outcome::InBatch) > 0);
+            if batched || self.batches.is_some() {
+                text.push_str(&metrics::render_batches(
+                    department,
+                    &self.summaries,
+                    self.batches.as_ref(),
+                ));
+            }
             metrics::publish(&self.metrics, department, &text).await;
         }
         code
