@@ -116,6 +116,16 @@ fn config_yaml(routes: &[Route]) -> String {
             yaml.push_str(&format!("      max_parallel_requests: {n}\n"));
         }
     }
+    // Where `/v1/files` and `/v1/batches` go: without it LiteLLM answers them 500. The
+    // first route's provider serves batch nights.
+    if let Some(first) = routes.first() {
+        yaml.push_str(&format!(
+            "files_settings:\n  - custom_llm_provider: openai\n    api_base: {base}\n    \
+             api_key: {key}\n",
+            base = first.fake_base_url,
+            key = LlmConfig::default().token,
+        ));
+    }
     yaml.push_str(&format!(
         "litellm_settings:\n  num_retries: 0\n  request_timeout: 600\n\
          router_settings:\n  num_retries: 0\n\
@@ -373,4 +383,131 @@ async fn litellm_a_max_parallel_requests_limit_costs_no_call_and_little_time() {
     eprintln!(
         "max_parallel_requests={LIMIT}: {wall_above:?} at LLM_CONCURRENCY=32 ({refused} refused), {wall_at:?} at {LIMIT}"
     );
+}
+
+/// A multipart `purpose=batch` upload, written out by hand: callq's reqwest has no
+/// multipart feature.
+fn batch_upload(jsonl: &str) -> (String, Vec<u8>) {
+    let boundary = "callq-batch-test-boundary";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"night.jsonl\"\r\n\
+         Content-Type: application/jsonl\r\n\r\n{jsonl}\r\n--{boundary}--\r\n"
+    );
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into_bytes(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a LiteLLM proxy: scripts/test-litellm"]
+async fn litellm_passes_files_and_batches_through_to_the_provider() {
+    let llm = callq_fakes::FakeLlm::start(LlmConfig::default()).await;
+    let proxy = Proxy::start(&[Route {
+        name: "gpt-test",
+        fake_base_url: llm.base_url(),
+        max_parallel_requests: None,
+    }])
+    .await;
+    let http = reqwest::Client::new();
+    let base = proxy.base_url();
+    let jsonl: String = (0..4)
+        .map(|i| {
+            serde_json::json!({"custom_id": format!("call-{i}"), "method": "POST",
+                "url": "/v1/chat/completions", "body": {"model": "gpt-test",
+                "messages": [{"role": "user", "content": format!("Транскрипт:\noperator: звонок {i}")}]}})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let (content_type, body) = batch_upload(&jsonl);
+    let file: Value = http
+        .post(format!("{base}/files"))
+        .bearer_auth(MASTER_KEY)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file_id = file["id"].as_str().expect("a file id").to_string();
+    assert_eq!(file["purpose"], "batch");
+    assert_eq!(llm.files_uploaded(), 1, "the upload reached the provider");
+
+    let hold = llm.hold_batches();
+    let mut ids = Vec::new();
+    for run in ["1", "2"] {
+        let created: Value = http
+            .post(format!("{base}/batches"))
+            .bearer_auth(MASTER_KEY)
+            .json(
+                &serde_json::json!({"input_file_id": file_id, "endpoint": "/v1/chat/completions",
+                "completion_window": "24h", "metadata": {"callq": "1", "run": run}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(created["metadata"]["run"], run, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    let get = |path: String| {
+        let http = http.clone();
+        async move {
+            let resp = http.get(path).bearer_auth(MASTER_KEY).send().await.unwrap();
+            assert!(resp.status().is_success(), "{}", resp.status());
+            resp
+        }
+    };
+    let held: Value = get(format!("{base}/batches/{}", ids[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["status"], "in_progress");
+    // Paging: newest first, `after` the last id of the page before.
+    let page: Value = get(format!("{base}/batches?limit=1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"][0]["id"], ids[1].as_str());
+    assert_eq!(page["has_more"], true);
+    let next: Value = get(format!("{base}/batches?limit=1&after={}", ids[1]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(next["data"][0]["id"], ids[0].as_str());
+    assert_eq!(next["data"][0]["metadata"]["callq"], "1");
+
+    hold.expire(0.5);
+    let expired: Value = get(format!("{base}/batches/{}", ids[0]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(expired["status"], "expired");
+    assert_eq!(expired["request_counts"]["completed"], 2);
+    let output = get(format!(
+        "{base}/files/{}/content",
+        expired["output_file_id"].as_str().unwrap()
+    ))
+    .await
+    .text()
+    .await
+    .unwrap();
+    let answered: Vec<Value> = output
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answered.len(), 2);
+    assert_eq!(answered[0]["custom_id"], "call-0");
+    assert_eq!(answered[0]["response"]["status_code"], 200);
+    assert_eq!(llm.batch_lines(), 4, "half of each of the two batches");
 }

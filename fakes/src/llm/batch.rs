@@ -502,7 +502,10 @@ async fn upload(State(st): State<Arc<Llm>>, headers: HeaderMap, mut form: Multip
                 Err(e) => return invalid(format!("malformed multipart body: {e}")),
             },
             Some("file") => {
-                let filename = field.file_name().unwrap_or("file").to_string();
+                // OpenAI and LiteLLM (422 "Expected UploadFile") want a file, not a value.
+                let Some(filename) = field.file_name().map(str::to_string) else {
+                    return invalid("'file' must be a file upload, with a filename.");
+                };
                 let path = st.batch.temp_path("upload");
                 let mut out = tokio::fs::File::create(&path)
                     .await

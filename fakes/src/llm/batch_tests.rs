@@ -680,5 +680,17 @@ async fn a_batch_is_refused_for_a_wrong_window_endpoint_metadata_file_or_purpose
         upload_as(&llm, jsonl(&calls(1)), "nonsense").await.status(),
         Status::BAD_REQUEST
     );
+    let no_filename = Form::new()
+        .text("purpose", "batch")
+        .part("file", FormPart::bytes(jsonl(&calls(1))));
+    let resp = crate::test_http()
+        .post(format!("{}/files", llm.base_url()))
+        .bearer_auth(KEY)
+        .multipart(no_filename)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), Status::BAD_REQUEST, "a value, not a file");
+    assert_eq!(llm.files_uploaded(), 2);
     assert_eq!(llm.batches_created(), 0);
 }
