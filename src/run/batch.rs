@@ -486,6 +486,9 @@ pub struct Collected {
     /// Lines that could not be read, named no call of the batch, or answered a call
     /// already collected: logged and counted, nothing else touched.
     pub bad_lines: u64,
+    /// Lines for calls of the batch already collected (a repeated line, or a collection
+    /// taken up again after a crash): counted, nothing touched.
+    pub repeated_lines: u64,
     /// Batches another collector was collecting.
     pub skipped_locked: u64,
     pub errors: Vec<String>,
@@ -497,6 +500,7 @@ impl Collected {
             && self.batches_open == 0
             && self.calls_given_back == 0
             && self.bad_lines == 0
+            && self.repeated_lines == 0
             && self.skipped_locked == 0
             && self.errors.is_empty()
     }
@@ -509,6 +513,7 @@ impl Collected {
             "calls_in_flight": self.calls_in_flight,
             "calls_given_back": self.calls_given_back,
             "bad_lines": self.bad_lines,
+            "repeated_lines": self.repeated_lines,
             "skipped_locked": self.skipped_locked,
             "scored": s.count(Outcome::Scored),
             "not_sales": s.count(Outcome::NotSales),
@@ -551,6 +556,13 @@ impl fmt::Display for Collected {
         }
         if self.bad_lines > 0 {
             write!(f, ", {} bad lines (see the log)", self.bad_lines)?;
+        }
+        if self.repeated_lines > 0 {
+            write!(
+                f,
+                ", {} lines for calls already collected",
+                self.repeated_lines
+            )?;
         }
         if self.skipped_locked > 0 {
             write!(
@@ -797,7 +809,7 @@ impl Collector<'_> {
             );
         }
         let before = report.outcomes.cost_usd;
-        let bad_before = report.bad_lines;
+        let bad_before = report.bad_lines + report.repeated_lines;
         for file in [&g.output_file_id, &g.error_file_id].into_iter().flatten() {
             self.read_file(&b, file, report).await?;
         }
@@ -827,7 +839,11 @@ impl Collector<'_> {
             .cost_usd
             .map(|after| after - before.unwrap_or(0.0));
         self.store
-            .batch_collected(b.id, report.bad_lines - bad_before, cost)
+            .batch_collected(
+                b.id,
+                report.bad_lines + report.repeated_lines - bad_before,
+                cost,
+            )
             .await?;
         report.batches_collected += 1;
         tracing::info!("batch {} ({gateway_id}, {}) collected", b.id, g.status);
@@ -873,6 +889,7 @@ impl Collector<'_> {
             match result {
                 Ok(Line::Finished(f)) => report.outcomes.record(&f),
                 Ok(Line::Bad) => report.bad_lines += 1,
+                Ok(Line::Repeated) => report.repeated_lines += 1,
                 Ok(Line::Blank) => {}
                 Err(e) => {
                     fatal.get_or_insert(e);
@@ -917,13 +934,14 @@ impl Collector<'_> {
             return Ok(Line::Bad);
         };
         if found.state != "pending" {
-            tracing::warn!(
-                "batch {}: a second result line for call {} ({}); skipped",
+            // A repeated line, or a collection taken up again after a crash.
+            tracing::debug!(
+                "batch {}: a result line for call {}, already {}; skipped",
                 b.id,
                 found.call.call_id,
                 found.state
             );
-            return Ok(Line::Bad);
+            return Ok(Line::Repeated);
         }
         let call = found.call;
         let answer = self.client.analyzed(parsed.answer, self.checklist);
@@ -967,6 +985,7 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
 enum Line {
     Finished(Finished),
     Bad,
+    Repeated,
     Blank,
 }
 

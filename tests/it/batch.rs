@@ -462,3 +462,77 @@ async fn a_batch_created_but_not_recorded_is_found_by_its_tag_and_paid_once() {
     assert_eq!(h.llm.batches_created(), 1);
     assert_each_line_paid_once(&h, CALLS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_down_while_polling_loses_nothing_and_the_batch_is_collected_later() {
+    let h = Harness::start(world(distinct_calls(CALLS))).await;
+    assert_eq!(h.run(&["--batch"]).await, ExitCode::Ok);
+    h.llm.set_batches_unavailable(true);
+    // The gateway cannot say how the batch is: it waits, nothing is given back.
+    assert_eq!(h.callq(&["batch", "collect"]).await, ExitCode::Unavailable);
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 0);
+    assert_eq!(h.count("SELECT count(*) FROM call_failures").await, 0);
+    assert_eq!(
+        h.count("SELECT count(*) FROM llm_batches WHERE state = 'submitted'")
+            .await,
+        1
+    );
+    h.llm.set_batches_unavailable(false);
+    assert_eq!(h.callq(&["batch", "collect"]).await, ExitCode::Ok);
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, CALLS as i64);
+    assert_each_line_paid_once(&h, CALLS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collection_killed_half_way_is_finished_by_the_next_run_each_call_saved_once() {
+    let h = Harness::start(world(distinct_calls(CALLS))).await;
+    assert_eq!(h.run(&["--batch"]).await, ExitCode::Ok);
+    // One call's row is held locked by this test, so the collector stops at a known
+    // point: every other call saved, this one's save waiting.
+    let mut locker = h.db.client().await;
+    let tx = locker.transaction().await.unwrap();
+    let held: i64 = tx
+        .query_one(
+            "SELECT call_id FROM llm_batch_calls ORDER BY call_id LIMIT 1 FOR UPDATE",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut killed = callq()
+        .args(["batch", "collect", "--env-file"])
+        .arg(&h.env_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    crate::faults::wait_until(
+        &h,
+        &format!("SELECT (count(*) = {})::int::bigint FROM calls", CALLS - 1),
+        "the other calls' saves",
+    )
+    .await;
+    killed.kill().await.unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        h.count(&format!("SELECT count(*) FROM calls WHERE id = {held}"))
+            .await,
+        0
+    );
+    // The killed collector's lock went with its session: the next run collects the rest,
+    // passing over the lines of the calls saved before the kill.
+    let (code, report) = run_json(&h, &["run", "--batch", "--date", &day().to_string()]).await;
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["batches"]["scored"], 1, "{report}");
+    assert_eq!(report["batches"]["repeated_lines"], CALLS - 1, "{report}");
+    assert_eq!(report["batches"]["bad_lines"], 0, "{report}");
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, CALLS as i64);
+    assert_eq!(
+        h.count("SELECT count(*) FROM llm_batches WHERE state = 'collected' AND saved = 6")
+            .await,
+        1
+    );
+    assert_eq!(h.llm.batches_created(), 1);
+    assert_each_line_paid_once(&h, CALLS);
+}
