@@ -418,6 +418,19 @@ impl BatchClient {
         }
     }
 
+    /// `callq check`'s probe: does the gateway pass the Batches API through? Lists one
+    /// batch (spends nothing) and says how many the page held.
+    pub async fn probe(&self) -> Result<usize, BatchError> {
+        let url = format!("{}/batches?limit=1", self.inner.base);
+        let page: BatchList = self
+            .call("the list of batches", || {
+                let request = self.inner.http.get(&url);
+                async move { Ok(request) }
+            })
+            .await?;
+        Ok(page.data.len())
+    }
+
     /// A file's content, to be read line by line as it arrives.
     pub async fn file_content(
         &self,

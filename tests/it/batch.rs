@@ -536,3 +536,25 @@ async fn a_collection_killed_half_way_is_finished_by_the_next_run_each_call_save
     assert_eq!(h.llm.batches_created(), 1);
     assert_each_line_paid_once(&h, CALLS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_whether_the_gateway_takes_batches() {
+    let h = Harness::start(World {
+        env_extra: "LLM_MODE=batch\n".into(),
+        ..world(distinct_calls(1))
+    })
+    .await;
+    let env = callq::config::Env::load_with(&h.env_path, true, Vec::new());
+    let (code, lines) = callq::commands::check::check_lines(&env).await;
+    let out = lines.join("\n");
+    assert_eq!(code, ExitCode::Ok, "{out}");
+    assert!(out.contains("✓ LLM batches"), "{out}");
+    h.llm.set_batches_unavailable(true);
+    let (code, lines) = callq::commands::check::check_lines(&env).await;
+    let out = lines.join("\n");
+    assert_eq!(code, ExitCode::Unavailable, "{out}");
+    assert!(
+        out.contains("✗ LLM batches") && out.contains("files_settings"),
+        "{out}"
+    );
+}
