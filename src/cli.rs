@@ -127,6 +127,7 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         callq demo\n  \
         callq demo --calls 200 --out /tmp/callq-demo --keep\n  \
+        callq demo --batch                                   the same night through the Batch API\n  \
         DATA_BASE=postgresql://postgres@localhost/demo callq demo\n\n\
         The database is DATA_BASE when set, otherwise a throwaway PostgreSQL cluster started\n\
         from the server binaries on this machine (initdb, pg_ctl), removed at the end unless\n\
@@ -531,6 +532,10 @@ pub struct DemoArgs {
     /// Leave the throwaway PostgreSQL cluster running (prints how to stop it).
     #[arg(long)]
     pub keep: bool,
+    /// Score the nights through the simulated gateway's Batch API, then collect the
+    /// batches as the next run would.
+    #[arg(long)]
+    pub batch: bool,
 }
 
 #[cfg(test)]
