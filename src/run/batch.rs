@@ -151,10 +151,18 @@ impl<'a> Submitter<'a> {
         part.rows.push(row);
         if part.rows.len() >= ROWS_PER_INSERT {
             let rows = std::mem::take(&mut part.rows);
-            self.prepared
+            if let Err(e) = self
+                .prepared
                 .store
                 .add_batch_calls(part.id, self.run_id, &rows)
-                .await?;
+                .await
+            {
+                // Lines without their rows must never reach the gateway: the file is
+                // dropped, and its batch (still `filling`) is given back by the next run.
+                state.part = None;
+                state.broken = true;
+                return Err(e.into());
+            }
         }
         Ok(true)
     }
