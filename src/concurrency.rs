@@ -72,7 +72,7 @@ struct State {
 
 /// What one request's response says about the upstream.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Signal {
+pub enum LoadSignal {
     /// Answered (success or an error that says nothing about load) after this long.
     Answered(Duration),
     /// Refused at the door: too many requests (429).
@@ -151,7 +151,7 @@ impl AdaptiveLimiter {
             .peak_in_flight
     }
 
-    fn release(&self, signal: Option<(Signal, usize)>) {
+    fn release(&self, signal: Option<(LoadSignal, usize)>) {
         {
             let mut s = self.inner.state.lock().expect("limiter lock");
             s.in_flight -= 1;
@@ -168,16 +168,16 @@ impl State {
         (self.limit.floor() as usize).clamp(1, self.max)
     }
 
-    fn observe(&mut self, signal: Signal, at_send: usize) {
+    fn observe(&mut self, signal: LoadSignal, at_send: usize) {
         self.window_responses += 1;
         match signal {
-            Signal::Answered(rtt) => {
+            LoadSignal::Answered(rtt) => {
                 self.window_answered += 1;
                 self.window_rtt_sum += rtt;
                 self.window_proven = self.window_proven.max(at_send);
             }
-            Signal::Rejected => self.refused(at_send),
-            Signal::Overloaded => self.overloaded(),
+            LoadSignal::Rejected => self.refused(at_send),
+            LoadSignal::Overloaded => self.overloaded(),
         }
         if self.window_responses >= self.window_size {
             self.end_window();
@@ -291,7 +291,7 @@ impl Permit {
         self.started.elapsed()
     }
 
-    pub fn done(mut self, signal: Signal) {
+    pub fn done(mut self, signal: LoadSignal) {
         self.finished = true;
         self.limiter.release(Some((signal, self.at_send)));
     }
@@ -310,7 +310,7 @@ mod tests {
     use super::*;
 
     /// Runs `n` requests through the limiter at its limit, answering each with `answer`.
-    async fn round(l: &AdaptiveLimiter, answer: impl Fn(usize) -> Signal) {
+    async fn round(l: &AdaptiveLimiter, answer: impl Fn(usize) -> LoadSignal) {
         let n = l.limit();
         let mut permits = Vec::new();
         for _ in 0..n {
@@ -321,8 +321,8 @@ mod tests {
         }
     }
 
-    fn ok() -> Signal {
-        Signal::Answered(Duration::from_millis(100))
+    fn ok() -> LoadSignal {
+        LoadSignal::Answered(Duration::from_millis(100))
     }
 
     #[tokio::test]
@@ -345,11 +345,18 @@ mod tests {
         round(&l, |_| ok()).await; // 16
         assert_eq!(l.limit(), 16);
         // Half the window is refused: one decrease, not eight.
-        round(&l, |i| if i % 2 == 0 { Signal::Overloaded } else { ok() }).await;
+        round(&l, |i| {
+            if i % 2 == 0 {
+                LoadSignal::Overloaded
+            } else {
+                ok()
+            }
+        })
+        .await;
         assert_eq!(l.limit(), 8);
         round(&l, |_| ok()).await;
         assert_eq!(l.limit(), 9, "+1 per window after slow start");
-        round(&l, |i| if i == 0 { Signal::Overloaded } else { ok() }).await;
+        round(&l, |i| if i == 0 { LoadSignal::Overloaded } else { ok() }).await;
         assert_eq!(l.limit(), 8, "×0.9 after slow start");
     }
 
@@ -360,7 +367,7 @@ mod tests {
             round(&l, |_| ok()).await;
         }
         let before = l.limit();
-        round(&l, |_| Signal::Answered(Duration::from_millis(400))).await;
+        round(&l, |_| LoadSignal::Answered(Duration::from_millis(400))).await;
         assert!(l.limit() < before, "{} !< {before}", l.limit());
     }
 
@@ -400,9 +407,9 @@ mod tests {
         assert_eq!(l.limit(), 16);
         // The upstream takes 6: the 7th to 16th in flight are refused. The last window
         // proved 8, so the refusals at 7 and 8 also say the capacity shrank.
-        round(&l, |i| if i < 6 { ok() } else { Signal::Rejected }).await;
+        round(&l, |i| if i < 6 { ok() } else { LoadSignal::Rejected }).await;
         assert_eq!(l.limit(), 7, "8 as proven, then ×0.9 for refusals below it");
-        round(&l, |i| if i < 6 { ok() } else { Signal::Rejected }).await;
+        round(&l, |i| if i < 6 { ok() } else { LoadSignal::Rejected }).await;
         assert_eq!(l.limit(), 6, "refused at the 7th: the upstream takes 6");
         for _ in 0..PROBE_WINDOWS {
             round(&l, |_| ok()).await;
@@ -420,7 +427,14 @@ mod tests {
         }
         assert_eq!(l.limit(), 10);
         // Another client took half the capacity: refusals come at any position.
-        round(&l, |i| if i % 2 == 0 { Signal::Rejected } else { ok() }).await;
+        round(&l, |i| {
+            if i % 2 == 0 {
+                LoadSignal::Rejected
+            } else {
+                ok()
+            }
+        })
+        .await;
         assert_eq!(l.limit(), 9);
     }
 
@@ -443,7 +457,7 @@ mod tests {
             if gw.in_flight.fetch_add(1, SeqCst) >= gw.limit {
                 gw.in_flight.fetch_sub(1, SeqCst);
                 gw.refused.fetch_add(1, SeqCst);
-                permit.done(Signal::Rejected);
+                permit.done(LoadSignal::Rejected);
                 tokio::time::sleep(BACKOFF).await;
                 continue;
             }
@@ -451,7 +465,7 @@ mod tests {
             // The slot is free before the answer leaves.
             gw.in_flight.fetch_sub(1, SeqCst);
             let rtt = permit.elapsed();
-            permit.done(Signal::Answered(rtt));
+            permit.done(LoadSignal::Answered(rtt));
             return;
         }
     }

@@ -39,15 +39,15 @@ pub struct Check {
 }
 
 /// A transcript prepared for checking any number of quotes.
-pub struct Transcript {
+pub struct TranscriptIndex {
     /// Each word as an index into `vocabulary`.
     words: Vec<usize>,
     vocabulary: Vec<String>,
     ids: HashMap<String, usize>,
 }
 
-impl Transcript {
-    pub fn new(text: &str) -> Transcript {
+impl TranscriptIndex {
+    pub fn new(text: &str) -> TranscriptIndex {
         let mut ids: HashMap<String, usize> = HashMap::new();
         let mut vocabulary = Vec::new();
         let mut words = Vec::new();
@@ -63,7 +63,7 @@ impl Transcript {
             };
             words.push(id);
         });
-        Transcript {
+        TranscriptIndex {
             words,
             vocabulary,
             ids,
@@ -121,7 +121,7 @@ impl Transcript {
     }
 }
 
-impl Transcript {
+impl TranscriptIndex {
     /// Whether `quote`'s words occur in the transcript as they are, one after another.
     fn contains_exactly(&self, quote: &[String]) -> bool {
         let Some(ids) = quote
@@ -237,7 +237,7 @@ mod tests {
         client: Я занят, перезвоните завтра вечером после шести.\n";
 
     fn check(quote: &str) -> Check {
-        Transcript::new(CALL)
+        TranscriptIndex::new(CALL)
             .check(quote)
             .expect("a quote with words")
     }
@@ -287,7 +287,7 @@ mod tests {
         assert!(!c.found, "{c:?}");
         assert!(c.similarity < 0.5, "{c:?}");
         // It is found in the call it comes from.
-        let other = Transcript::new(OTHER_CALL);
+        let other = TranscriptIndex::new(OTHER_CALL);
         assert!(other.check("я занят перезвоните завтра").unwrap().found);
     }
 
@@ -308,10 +308,10 @@ mod tests {
 
     #[test]
     fn an_empty_quote_is_no_quote() {
-        let t = Transcript::new(CALL);
+        let t = TranscriptIndex::new(CALL);
         assert_eq!(t.check(""), None);
         assert_eq!(t.check("  …  «» "), None);
-        assert!(!Transcript::new("").check("Добрый день").unwrap().found);
+        assert!(!TranscriptIndex::new("").check("Добрый день").unwrap().found);
     }
 
     /// The words as the whole text lowercased, `ё` replaced and labels replaced by spaces

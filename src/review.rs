@@ -2,12 +2,12 @@
 //! `v_review_queue`). Pure: the pipeline calls [`assess`] on each analysis before saving it.
 
 use crate::domain::{Analysis, Checklist, ReviewReason};
-use crate::evidence::Transcript;
+use crate::evidence::TranscriptIndex;
 
 /// Checks every quote against `transcript` (setting `evidence_verified`) and sets
 /// `review_reasons`. A call judged not to be a sales call has no scores and no reasons.
 pub fn assess(analysis: &mut Analysis, transcript: &str, checklist: &Checklist, below_percent: u8) {
-    let index = Transcript::new(transcript);
+    let index = TranscriptIndex::new(transcript);
     for e in &mut analysis.evaluations {
         e.evidence_verified = e
             .evidence

@@ -34,12 +34,12 @@ pub struct HumanScore {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Parsed {
+pub struct ParsedHumanScores {
     pub rows: Vec<HumanScore>,
     errors: BTreeMap<u64, Vec<String>>,
 }
 
-impl Parsed {
+impl ParsedHumanScores {
     pub fn errors(&self) -> Vec<LineError> {
         self.errors
             .iter()
@@ -83,8 +83,8 @@ impl Columns {
 }
 
 /// Parses and validates the file against `checklist`; every problem is collected.
-pub fn parse(bytes: &[u8], checklist: &Checklist) -> Parsed {
-    let mut parsed = Parsed::default();
+pub fn parse(bytes: &[u8], checklist: &Checklist) -> ParsedHumanScores {
+    let mut parsed = ParsedHumanScores::default();
     let file = match CsvFile::decode(bytes) {
         Ok(f) => f,
         Err((line, problem)) => {
@@ -246,7 +246,7 @@ mod tests {
         }
     }
 
-    fn messages(p: &Parsed) -> String {
+    fn messages(p: &ParsedHumanScores) -> String {
         p.errors()
             .iter()
             .map(ToString::to_string)

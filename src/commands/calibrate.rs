@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use crate::calibration::HumanImportCounts;
 use crate::calibration::import as human_import;
 use crate::calibration::report::{self, Report};
 use crate::checklist::ChecklistError;
@@ -13,7 +12,7 @@ use crate::config::{ConfigError, Env};
 use crate::operators::import::LineError;
 use crate::run;
 use crate::severity::{ExitCode, Severe, Severity};
-use crate::store::{Store, StoreError};
+use crate::store::{HumanImportCounts, Store, StoreError};
 
 /// Why a calibration command did nothing.
 #[derive(Debug, thiserror::Error)]

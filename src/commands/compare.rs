@@ -12,11 +12,11 @@ use crate::checklist::ChecklistError;
 use crate::cli::CompareArgs;
 use crate::config::{ConfigError, Env};
 use crate::domain::{Analysis, Usage};
-use crate::experiment::{self, ExperimentCall, ExperimentStart, StoredCall};
+use crate::experiment;
 use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder, response_schema};
 use crate::run::{self, PromptFileError};
 use crate::severity::{ExitCode, Severe, Severity};
-use crate::store::{Store, StoreError};
+use crate::store::{ExperimentCall, ExperimentStart, Store, StoreError, StoredCall};
 
 /// Why a comparison stopped. Each source's severity passes through.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ impl Severe for CompareError {
 
 /// What a comparison found.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Comparison {
     pub experiment_id: i64,
     pub report: Value,
     pub failed: usize,
@@ -82,7 +82,7 @@ pub async fn compare(args: &CompareArgs, env: Env) -> ExitCode {
 
 /// Everything is checked (configuration, template, checklist, database, the sample) before
 /// the first LLM request.
-pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, CompareError> {
+pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Comparison, CompareError> {
     env.set_flag("PROMPT_FILE", "--prompt-file", args.prompt_file.display());
     if let Some(f) = &args.criteria_file {
         env.set_flag("CRITERIA_FILE", "--criteria-file", f.display());
@@ -204,7 +204,7 @@ pub async fn compare_data(args: &CompareArgs, mut env: Env) -> Result<Outcome, C
         without_transcript,
         failed,
     });
-    Ok(Outcome {
+    Ok(Comparison {
         experiment_id,
         report,
         failed,

@@ -12,9 +12,8 @@ use crate::cli::{OperatorsImportArgs, OperatorsUnknownArgs};
 use crate::config::{ConfigError, Env};
 use crate::operators::Directory;
 use crate::operators::import::{self as operators_import, LineError};
-use crate::operators::{ImportCounts, UnknownOperator};
 use crate::severity::{ExitCode, Severe, Severity};
-use crate::store::{Store, StoreError};
+use crate::store::{ImportCounts, Store, StoreError, UnknownOperator};
 
 /// Why an import wrote nothing.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +88,7 @@ pub async fn import_file(path: &Path, env: &Env) -> Result<ImportCounts, ImportE
         error,
     })?;
     let mut parsed = operators_import::parse(&bytes);
-    let invalid = |parsed: &operators_import::Parsed| ImportError::Invalid {
+    let invalid = |parsed: &operators_import::ParsedOperators| ImportError::Invalid {
         path: shown.clone(),
         lines: parsed.errors(),
     };

@@ -1,10 +1,6 @@
 //! Prompt experiments (`callq compare`): a seeded sample of stored calls scored again with
 //! a variant, saved under an experiment id in tables of their own. The orchestration is in
-//! `commands::compare`; this module holds the sampling and the queries.
-
-mod queries;
-
-pub use queries::{ExperimentCall, ExperimentStart, StoredCall};
+//! `commands::compare`, the queries in `store::experiment`; this module holds the sampling.
 
 use sha2::{Digest, Sha256};
 

@@ -12,7 +12,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 
 use crate::breaker::{Breaker, Verdict};
-use crate::concurrency::{AdaptiveLimiter, Signal};
+use crate::concurrency::{AdaptiveLimiter, LoadSignal};
 use crate::domain::{Analysis, Checklist, Cost, Usage};
 use crate::llm::cost::{self, Prices, Tally};
 use crate::llm::error::{LlmError, refuses_every_call};
@@ -387,7 +387,7 @@ impl LlmClient {
             Err(e) => {
                 // A timeout is load; a refused connection says nothing about it.
                 if e.is_timeout() {
-                    permit.done(Signal::Overloaded);
+                    permit.done(LoadSignal::Overloaded);
                 } else {
                     drop(permit);
                 }
@@ -406,12 +406,12 @@ impl LlmClient {
         let text = response.text().await;
         let code = status.as_u16();
         if code == 429 {
-            permit.done(Signal::Rejected);
+            permit.done(LoadSignal::Rejected);
         } else if code == 503 || text.as_ref().is_err_and(|e| e.is_timeout()) {
-            permit.done(Signal::Overloaded);
+            permit.done(LoadSignal::Overloaded);
         } else {
             let rtt = permit.elapsed();
-            permit.done(Signal::Answered(rtt));
+            permit.done(LoadSignal::Answered(rtt));
         }
         let text = text.map_err(|e| self.transport_error(e))?;
         if status.is_success() {

@@ -17,7 +17,8 @@ pub use client::{Analyzed, CONTENT_ATTEMPTS, LlmClient, LlmSettings, Probe, Stru
 pub use cost::Prices;
 pub use error::{Cause, LlmError, likely_cause};
 pub use parse::{
-    ParseError, Parsed, match_criterion, parse_analysis, parse_analysis_with_notes, percentage,
+    ParseError, ParsedAnswer, match_criterion, parse_analysis, parse_analysis_with_notes,
+    percentage,
 };
 pub use prompt::{
     EVIDENCE_INSTRUCTION, Placeholder, PromptBuilder, PromptLayout, Template, TemplateError,

@@ -30,7 +30,7 @@ pub enum ParseError {
 
 /// An analysis plus one line per thing the parser dropped or defaulted, for the log.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Parsed {
+pub struct ParsedAnswer {
     pub analysis: Analysis,
     pub notes: Vec<String>,
 }
@@ -54,7 +54,7 @@ pub fn parse_analysis(content: &str, checklist: &Checklist) -> Result<Analysis, 
 pub fn parse_analysis_with_notes(
     content: &str,
     checklist: &Checklist,
-) -> Result<Parsed, ParseError> {
+) -> Result<ParsedAnswer, ParseError> {
     let root = extract_analysis_object(content)?;
     let mut notes = Vec::new();
 
@@ -79,7 +79,7 @@ pub fn parse_analysis_with_notes(
         .collect();
 
     if !is_sales_call {
-        return Ok(Parsed {
+        return Ok(ParsedAnswer {
             analysis: Analysis {
                 is_sales_call: false,
                 agreements,
@@ -143,7 +143,7 @@ pub fn parse_analysis_with_notes(
 
     let total_score: f64 = evaluations.iter().map(|e| e.score).sum();
     let max_score: f64 = evaluations.iter().map(|e| e.max_score).sum();
-    Ok(Parsed {
+    Ok(ParsedAnswer {
         analysis: Analysis {
             is_sales_call: true,
             total_score,

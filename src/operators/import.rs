@@ -54,7 +54,7 @@ impl LineError {
 
 /// A parsed file: its valid rows, which optional columns it has, and its bad lines.
 #[derive(Debug, Clone, Default)]
-pub struct Parsed {
+pub struct ParsedOperators {
     pub rows: Vec<OperatorRow>,
     /// The file has an `office` column: an empty cell clears the operator's office.
     pub has_office: bool,
@@ -67,7 +67,7 @@ pub struct Parsed {
     errors: BTreeMap<u64, Vec<String>>,
 }
 
-impl Parsed {
+impl ParsedOperators {
     /// Every bad line, in line order.
     pub fn errors(&self) -> Vec<LineError> {
         self.errors
@@ -109,12 +109,12 @@ impl Parsed {
     }
 }
 
-/// Parses and validates the file's bytes. Problems are collected in `Parsed::errors`, never
+/// Parses and validates the file's bytes. Problems are collected in `ParsedOperators::errors`, never
 /// returned early, so the user sees every bad line at once.
-pub fn parse(bytes: &[u8]) -> Parsed {
-    let mut parsed = Parsed {
+pub fn parse(bytes: &[u8]) -> ParsedOperators {
+    let mut parsed = ParsedOperators {
         delimiter: b',',
-        ..Parsed::default()
+        ..ParsedOperators::default()
     };
     let file = match CsvFile::decode(bytes) {
         Ok(f) => f,
@@ -250,11 +250,11 @@ fn integer(raw: &str) -> Integer<'_> {
 mod tests {
     use super::*;
 
-    fn lines(p: &Parsed) -> Vec<u64> {
+    fn lines(p: &ParsedOperators) -> Vec<u64> {
         p.errors().iter().map(|e| e.line).collect()
     }
 
-    fn messages(p: &Parsed) -> String {
+    fn messages(p: &ParsedOperators) -> String {
         p.errors()
             .iter()
             .map(ToString::to_string)

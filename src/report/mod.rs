@@ -38,8 +38,6 @@ pub enum ReportError {
     Range { from: NaiveDate, to: NaiveDate },
     #[error("{0}")]
     Store(#[from] StoreError),
-    #[error("database: {0}")]
-    Query(#[from] tokio_postgres::Error),
     #[error("report template: {0:#}")]
     Template(#[from] minijinja::Error),
     #[error("{path}: cannot write the report: {error}")]
@@ -53,9 +51,9 @@ impl Severe for ReportError {
     fn severity(&self) -> Severity {
         match self {
             ReportError::Range { .. } | ReportError::Write { .. } => Severity::Input,
-            ReportError::Store(_) | ReportError::Query(_) | ReportError::Template(_) => {
-                Severity::Unavailable
-            }
+            // A database that is not migrated exits alike from every command.
+            ReportError::Store(e) => e.severity(),
+            ReportError::Template(_) => Severity::Unavailable,
         }
     }
 }
@@ -77,7 +75,11 @@ pub async fn write(
     out: &Path,
 ) -> Result<Written, ReportError> {
     let store = Store::connect(&settings.db, 4).await?;
-    let scope = resolve_scope(&*store.client().await?, request).await?;
+    // The views the page reads come with the migrations: an unmigrated database gets the hint.
+    store
+        .require_tables(&["v_scored_calls", "v_operator_daily", "v_criterion_daily"])
+        .await?;
+    let scope = resolve_scope(&store, request).await?;
     let data = load(&store, scope).await?;
     let html = render(&data, settings.lang)?;
     write_atomically(out, html.as_bytes()).map_err(|error| ReportError::Write {
@@ -95,17 +97,11 @@ pub async fn write(
 /// Reads everything the page shows. The two queries over every evaluation dominate on a
 /// large database, so the independent groups run at once, each on its own connection.
 pub async fn load(store: &Store, scope: Scope) -> Result<ReportData, ReportError> {
-    let (a, b, c, d) = tokio::try_join!(
-        store.client(),
-        store.client(),
-        store.client(),
-        store.client()
-    )?;
     let (summary, operators, by_operator, department) = tokio::try_join!(
-        data::summary(&a, &scope),
-        data::operator_list(&b, &scope),
-        data::operator_criteria(&c, &scope),
-        data::department_criteria(&d, &scope),
+        store.report_summary(&scope),
+        store.report_operators(&scope),
+        store.operator_criteria(&scope),
+        store.department_criteria(&scope),
     )?;
     Ok(data::assemble(
         scope,
@@ -118,15 +114,13 @@ pub async fn load(store: &Store, scope: Scope) -> Result<ReportData, ReportError
 
 /// The requested range, or the last [`DEFAULT_DAYS`] days up to the latest scored day
 /// (today when nothing is scored yet).
-pub async fn resolve_scope(
-    client: &tokio_postgres::Client,
-    request: &ReportRequest,
-) -> Result<Scope, ReportError> {
+pub async fn resolve_scope(store: &Store, request: &ReportRequest) -> Result<Scope, ReportError> {
     let (from, to) = match (request.from, request.to) {
         (Some(from), Some(to)) if from > to => return Err(ReportError::Range { from, to }),
         (Some(from), Some(to)) => (from, to),
         _ => {
-            let last = data::latest_scored_day(client, request.department, request.operator)
+            let last = store
+                .latest_scored_day(request.department, request.operator)
                 .await?
                 .unwrap_or_else(|| chrono::Local::now().date_naive());
             (last - chrono::Days::new(DEFAULT_DAYS - 1), last)

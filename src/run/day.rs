@@ -258,15 +258,7 @@ impl Prepared {
         // day, so its counts may only raise the recorded ones.
         if let Err(e) = self
             .store
-            .timed(
-                "the unknown operators",
-                self.store.record_unknown_operators(
-                    department,
-                    day,
-                    &summary.unknown_operators,
-                    complete,
-                ),
-            )
+            .record_unknown_operators(department, day, &summary.unknown_operators, complete)
             .await
         {
             tracing::error!("could not record the unknown operators of {day}: {e}");

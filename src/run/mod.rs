@@ -81,32 +81,19 @@ pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepare
 
     let store = Store::connect(&settings.db, SAVE_CONCURRENCY + 2).await?;
     if opts.dry_run {
-        store
-            .timed("the tables' check", store.ensure_migrated())
-            .await?;
+        store.ensure_migrated().await?;
     } else {
         for name in store.migrate().await? {
             tracing::info!("applied migration {name}");
         }
-        if store
-            .timed(
-                "the department",
-                store.ensure_department(settings.department_id),
-            )
-            .await?
-        {
+        if store.ensure_department(settings.department_id).await? {
             tracing::warn!(
                 "department {} was not in `departments`; added it",
                 settings.department_id
             );
         }
     }
-    let directory = Directory::new(
-        store
-            .timed("the operator directory", store.operators())
-            .await?,
-        i64::from(settings.department_id),
-    );
+    let directory = Directory::new(store.operators().await?, i64::from(settings.department_id));
     if directory.is_empty() {
         tracing::warn!(
             "the `operators` directory is empty: no call can be scored until it is filled"

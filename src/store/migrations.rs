@@ -1,7 +1,8 @@
 //! Migrations embedded in the binary, applied in order, each in its own transaction,
 //! recorded in `callq_migrations`. Two processes migrating at once serialise on a lock.
+//! Also the checks that a database has the tables a command reads.
 
-use super::StoreError;
+use super::{Store, StoreError};
 
 /// (version, name, SQL), in order. Append only: an applied migration never changes.
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
@@ -57,7 +58,62 @@ pub const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS callq_migrations 
 /// An arbitrary constant: the advisory lock key that serialises concurrent migrations.
 const MIGRATION_LOCK: i64 = 0x6361_6c6c_715f_6d67;
 
-pub(super) async fn apply(client: &mut tokio_postgres::Client) -> Result<Vec<String>, StoreError> {
+impl Store {
+    /// Applies the embedded migrations not applied yet; returns their names.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut client = self.client().await?;
+        apply(&mut client).await
+    }
+
+    /// Fails with a hint when the tables a dry run reads are missing (a dry run does not migrate).
+    pub async fn ensure_migrated(&self) -> Result<(), StoreError> {
+        self.timed(
+            "the tables' check",
+            self.require_tables(&["calls", "operators", "runs", "call_failures"]),
+        )
+        .await
+    }
+
+    /// Fails with a hint when one of these tables is missing (the database is not migrated).
+    pub async fn require_tables(&self, tables: &[&str]) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        for table in tables {
+            let row = client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[table])
+                .await?;
+            if !row.get::<_, bool>(0) {
+                return Err(StoreError::NotMigrated(table.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Names of the embedded migrations this database has not had yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('callq_migrations') IS NOT NULL", &[])
+            .await?
+            .get(0);
+        let done: Vec<i32> = if exists {
+            client
+                .query("SELECT version FROM callq_migrations", &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(MIGRATIONS
+            .iter()
+            .filter(|(v, _, _)| !done.contains(v))
+            .map(|(_, name, _)| name.to_string())
+            .collect())
+    }
+}
+
+async fn apply(client: &mut tokio_postgres::Client) -> Result<Vec<String>, StoreError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await?;

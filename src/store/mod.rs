@@ -1,11 +1,19 @@
-//! PostgreSQL: the pool, embedded migrations, the per-(department, day) run lock, and the
-//! reads the run needs. Saving calls and runs lives in `save`, retention in `purge`.
+//! PostgreSQL: every statement callq sends is here, one file per area. This file holds the
+//! pool, its TLS and its timeouts, and the errors; `migrations` the schema, `save` a call's
+//! save, `claims` and `lock` what keeps two runs apart, `runs` the `runs` rows, `operators`
+//! the directory, `purge` retention, `calibration`, `experiment` and `report` the commands'
+//! reads and writes, `rows` the helpers they share.
 
 mod batches;
+mod calibration;
 mod claims;
+mod experiment;
 mod lock;
 mod migrations;
+mod operators;
 mod purge;
+mod report;
+mod rows;
 mod runs;
 mod save;
 
@@ -22,12 +30,15 @@ use crate::config::DbSettings;
 use crate::severity::{Severe, Severity};
 
 pub use batches::{BatchCall, BatchLock, BatchRow, CollectedCall, NewBatch, OPEN_STATES};
+pub use calibration::HumanImportCounts;
 pub use claims::Claim;
+pub use experiment::{ExperimentCall, ExperimentStart, StoredCall};
 pub use lock::DayLock;
 pub use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
+pub use operators::{ImportCounts, UnknownOperator};
 pub use purge::{PURGE_BATCH, PurgeCounts, PurgeScope};
-pub use runs::Revisit;
-pub use save::{CallRecord, Failure, RunFinish, RunStart};
+pub use runs::{Revisit, RunFinish, RunStart};
+pub use save::{CallRecord, Failure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -200,7 +211,13 @@ impl Store {
 
     /// Bounds one of callq's database operations by DB_TIMEOUT_S. The server's own
     /// `statement_timeout` cannot help when the server itself stops answering.
-    pub(crate) async fn timed<T, E>(
+    ///
+    /// Applied inside the store's methods, never by their callers: every operation of the
+    /// nightly run is bounded (the first query, the tables' check, the department, the
+    /// directory, the stored calls, claims, the day lock, the `runs` rows, saves, failures,
+    /// unknown operators). Migrations and the commands' imports, reports, experiments and
+    /// purges are not: on a big database they may rightly take longer.
+    async fn timed<T, E>(
         &self,
         what: &'static str,
         op: impl std::future::Future<Output = Result<T, E>>,
@@ -221,100 +238,6 @@ impl Store {
     /// The database as it may be logged: host and name, never the password.
     pub fn target(&self) -> &str {
         &self.settings.display
-    }
-
-    /// Applies the embedded migrations not applied yet; returns their names.
-    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        let mut client = self.client().await?;
-        migrations::apply(&mut client).await
-    }
-
-    /// Fails with a hint when the tables a dry run reads are missing (a dry run does not migrate).
-    pub async fn ensure_migrated(&self) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        for table in ["calls", "operators", "runs", "call_failures"] {
-            let row = client
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
-                .await?;
-            if !row.get::<_, bool>(0) {
-                return Err(StoreError::NotMigrated(table.to_string()));
-            }
-        }
-        Ok(())
-    }
-
-    /// Names of the embedded migrations this database has not had yet.
-    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
-        let client = self.client().await?;
-        let exists: bool = client
-            .query_one("SELECT to_regclass('callq_migrations') IS NOT NULL", &[])
-            .await?
-            .get(0);
-        let done: Vec<i32> = if exists {
-            client
-                .query("SELECT version FROM callq_migrations", &[])
-                .await?
-                .iter()
-                .map(|r| r.get(0))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Ok(MIGRATIONS
-            .iter()
-            .filter(|(v, _, _)| !done.contains(v))
-            .map(|(_, name, _)| name.to_string())
-            .collect())
-    }
-
-    /// The whole operator directory: (id, full_name, department_id).
-    pub async fn operators(&self) -> Result<Vec<(i64, String, Option<i64>)>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id::bigint, full_name, department_id::bigint FROM operators",
-                &[],
-            )
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    r.get::<_, Option<String>>(1).unwrap_or_default(),
-                    r.get(2),
-                )
-            })
-            .collect())
-    }
-
-    /// Which of these calls already have a row in `calls` (scored or judged not-sales,
-    /// by this tool or the old one).
-    pub async fn existing_calls(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.timed("the stored calls", async {
-            let client = self.client().await?;
-            let stmt = client
-                .prepare_cached("SELECT id::bigint FROM calls WHERE id = ANY($1::bigint[])")
-                .await?;
-            let rows = client.query(&stmt, &[&ids]).await?;
-            Ok::<_, StoreError>(rows.iter().map(|r| r.get(0)).collect())
-        })
-        .await
-    }
-
-    /// Makes sure the department exists, so calls can reference it.
-    pub async fn ensure_department(&self, id: i32) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "INSERT INTO departments (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                &[&id, &format!("Отдел {id}")],
-            )
-            .await?;
-        Ok(n == 1)
     }
 }
 

@@ -1,13 +1,15 @@
-//! Writes: one transaction per call (call row upserted, child rows replaced, transcript
-//! upserted, its failure record cleared, the run's claim on it released — one statement),
-//! failures, and the `runs` row.
+//! A call's rows: which calls are stored already, the save (call row upserted, child rows
+//! replaced, transcript upserted, its failure record cleared, the run's claim on it
+//! released — one statement, one transaction), and the failure record of a call that
+//! could not be saved.
 
 use chrono::{NaiveDate, NaiveDateTime};
 
 use tokio_postgres::types::ToSql;
 
+use super::rows::{EvaluationColumns, i32_of};
 use super::{Store, StoreError};
-use crate::domain::{Analysis, Cost, Outcome, Usage};
+use crate::domain::{Analysis, Cost, Usage};
 
 /// Everything saved for one analysed call.
 pub struct CallRecord<'a> {
@@ -38,37 +40,6 @@ pub struct Failure<'a> {
     pub run_id: Option<i64>,
     pub stage: &'a str,
     pub error: &'a str,
-}
-
-pub struct RunStart<'a> {
-    pub department_id: i32,
-    pub day: NaiveDate,
-    pub reanalyze: bool,
-    pub limit: Option<usize>,
-    pub model: &'a str,
-    pub checklist_version: &'a str,
-    pub prompt_version: &'a str,
-}
-
-pub struct RunFinish<'a> {
-    pub status: &'a str,
-    pub error: Option<&'a str>,
-    pub counts: &'a [(Outcome, u64)],
-    pub calls_listed: u64,
-    pub items_unreadable: u64,
-    pub deferred_by_limit: u64,
-    pub llm_requests: u64,
-    /// Every HTTP request sent to the gateway.
-    pub llm_attempts: u64,
-    pub usage: Usage,
-    pub cost_usd: Option<f64>,
-    /// `gateway`, `prices` or `mixed`; `None` when nothing was costed.
-    pub cost_source: Option<&'a str>,
-    pub wall_seconds: f64,
-    pub unknown_operators: &'a [String],
-    /// Whether the whole day was listed (false when the listing broke off or the run
-    /// stopped before the end).
-    pub listing_complete: bool,
 }
 
 // The whole save is one statement: PostgreSQL runs a statement, data-modifying `WITH`
@@ -134,11 +105,24 @@ transcript AS (
 claim AS (DELETE FROM call_claims WHERE call_id = $1::bigint AND run_id = $20::bigint)
 SELECT 1";
 
-fn i32_of(n: u64) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
 impl Store {
+    /// Which of these calls already have a row in `calls` (scored or judged not-sales,
+    /// by this tool or the old one).
+    pub async fn existing_calls(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.timed("the stored calls", async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached("SELECT id::bigint FROM calls WHERE id = ANY($1::bigint[])")
+                .await?;
+            let rows = client.query(&stmt, &[&ids]).await?;
+            Ok::<_, StoreError>(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+
     /// Saves one call atomically: a crash leaves either the old rows or the new ones.
     ///
     /// One statement ([`SAVE_CALL`]), prepared once per connection: one round trip and
@@ -180,14 +164,7 @@ pub(super) async fn write_call_with<C: deadpool_postgres::GenericClient>(
     );
     let cost_usd = r.cost.map(|c| c.usd);
     let cost_source = r.cost.map(|c| c.source.as_str());
-    let e = &a.evaluations;
-    let e_cat: Vec<&str> = e.iter().map(|x| x.category.as_str()).collect();
-    let e_crit: Vec<&str> = e.iter().map(|x| x.criterion.as_str()).collect();
-    let e_score: Vec<f64> = e.iter().map(|x| x.score).collect();
-    let e_max: Vec<f64> = e.iter().map(|x| x.max_score).collect();
-    let e_reason: Vec<&str> = e.iter().map(|x| x.reason.as_str()).collect();
-    let e_evidence: Vec<Option<&str>> = e.iter().map(|x| x.evidence.as_deref()).collect();
-    let e_verified: Vec<Option<bool>> = e.iter().map(|x| x.evidence_verified).collect();
+    let e = EvaluationColumns::of(&a.evaluations);
     let review: Vec<&str> = a.review_reasons.iter().map(|r| r.as_str()).collect();
     let v = &a.recommendations;
     let r_cat: Vec<&str> = v.iter().map(|x| x.category.as_str()).collect();
@@ -224,13 +201,13 @@ pub(super) async fn write_call_with<C: deadpool_postgres::GenericClient>(
         &r.run_id,
         &review,
         &cost_source,
-        &e_cat,
-        &e_crit,
-        &e_score,
-        &e_max,
-        &e_reason,
-        &e_evidence,
-        &e_verified,
+        &e.category,
+        &e.criterion,
+        &e.score,
+        &e.max_score,
+        &e.reason,
+        &e.evidence,
+        &e.evidence_verified,
         &r_cat,
         &r_issue,
         &r_text,
@@ -274,111 +251,6 @@ impl Store {
                     &f.run_id,
                     &f.stage,
                     &f.error,
-                ],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// Days in `[since, before)` with calls of the department that failed or were not
-    /// transcribed, have no row in `calls` since, and were tried fewer than `max_attempts` times.
-    pub async fn days_with_waiting_calls(
-        &self,
-        department_id: i32,
-        since: NaiveDate,
-        before: NaiveDate,
-        max_attempts: i32,
-    ) -> Result<Vec<NaiveDate>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT DISTINCT f.call_date FROM call_failures f
-                 WHERE f.department_id = $1 AND f.call_date >= $2 AND f.call_date < $3
-                   AND f.attempts < $4
-                   AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = f.call_id)
-                 ORDER BY 1",
-                &[&department_id, &since, &before, &max_attempts],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
-    pub async fn start_run(&self, r: &RunStart<'_>) -> Result<i64, StoreError> {
-        self.timed("the run's start", self.insert_run(r)).await
-    }
-
-    async fn insert_run(&self, r: &RunStart<'_>) -> Result<i64, StoreError> {
-        let client = self.client().await?;
-        let limit = r.limit.map(|l| i32::try_from(l).unwrap_or(i32::MAX));
-        let row = client
-            .query_one(
-                "INSERT INTO runs (department_id, call_date, reanalyze, call_limit, model,
-                                   checklist_version, prompt_version, heartbeat_at, process_key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, now(), $8) RETURNING id",
-                &[
-                    &r.department_id,
-                    &r.day,
-                    &r.reanalyze,
-                    &limit,
-                    &r.model,
-                    &r.checklist_version,
-                    &r.prompt_version,
-                    &self.process_key,
-                ],
-            )
-            .await?;
-        Ok(row.get(0))
-    }
-
-    pub async fn finish_run(&self, id: i64, f: &RunFinish<'_>) -> Result<(), StoreError> {
-        self.timed("the run's end", self.update_run(id, f)).await
-    }
-
-    async fn update_run(&self, id: i64, f: &RunFinish<'_>) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let count = |o: Outcome| {
-            i32_of(
-                f.counts
-                    .iter()
-                    .find(|(k, _)| *k == o)
-                    .map_or(0, |(_, n)| *n),
-            )
-        };
-        client
-            .execute(
-                "UPDATE runs SET finished_at = now(), status = $2, error = $3,
-                     calls_listed = $4, items_unreadable = $5, skipped_short = $6, unknown_operator = $7,
-                     no_transcript = $8, already_scored = $9, not_sales = $10, scored = $11, failed = $12,
-                     deferred_by_limit = $13, llm_requests = $14, prompt_tokens = $15,
-                     completion_tokens = $16, cached_tokens = $17, cost_usd = $18, wall_seconds = $19,
-                     unknown_operators = $20, listing_complete = $21, claimed_elsewhere = $22,
-                     llm_attempts = $23, cost_source = $24
-                 WHERE id = $1",
-                &[
-                    &id,
-                    &f.status,
-                    &f.error,
-                    &i32_of(f.calls_listed),
-                    &i32_of(f.items_unreadable),
-                    &count(Outcome::SkippedShort),
-                    &count(Outcome::UnknownOperator),
-                    &count(Outcome::NoTranscript),
-                    &count(Outcome::AlreadyScored),
-                    &count(Outcome::NotSales),
-                    &count(Outcome::Scored),
-                    &count(Outcome::Failed),
-                    &i32_of(f.deferred_by_limit),
-                    &i32_of(f.llm_requests),
-                    &(f.usage.prompt_tokens as i64),
-                    &(f.usage.completion_tokens as i64),
-                    &(f.usage.cached_tokens as i64),
-                    &f.cost_usd,
-                    &f.wall_seconds,
-                    &f.unknown_operators,
-                    &f.listing_complete,
-                    &count(Outcome::ClaimedElsewhere),
-                    &i32_of(f.llm_attempts),
-                    &f.cost_source,
                 ],
             )
             .await?;

@@ -105,7 +105,10 @@ async fn a_database_not_migrated_exits_alike_from_every_command() {
         "the user runs `callq migrate`"
     );
     let date = day().to_string();
+    let report = h.dir.path().join("report.html");
+    let report = report.to_str().unwrap();
     for args in [
+        &["report", "--out", report][..],
         &["run", "--date", &date, "--dry-run"][..],
         &["export", "calls"][..],
         &["export", "evaluations"][..],

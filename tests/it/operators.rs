@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use crate::common::{DEPARTMENT, Harness, World, call, day};
 use callq::commands::operators::{ImportError, import_file, unknown_report};
 use callq::config::Env;
-use callq::operators::ImportCounts;
 use callq::severity::ExitCode;
 use callq::severity::Severe;
+use callq::store::ImportCounts;
 
 const KNOWN: (i64, &str) = (5512, "Иванова Анна");
 const STRANGER: (i64, &str) = (9001, "Менеджер Смирнов Павел (ООО Ромашка)");

@@ -1,12 +1,13 @@
-//! The database side of experiments. Reads `calls`, `call_transcripts`,
+//! Prompt experiments' tables (`callq compare`). Reads `calls`, `call_transcripts`,
 //! `call_evaluations` and `human_evaluations`; writes only the `experiment*` tables.
 
 use chrono::NaiveDate;
 use tokio_postgres::types::ToSql;
 
+use super::rows::{EvaluationColumns, i32_of, pair_row};
+use super::{Store, StoreError};
 use crate::calibration::report::PairRow;
 use crate::domain::{Analysis, Usage};
-use crate::store::{Store, StoreError};
 
 /// A scored call with its stored transcript and what scoring it cost.
 #[derive(Debug, Clone)]
@@ -36,10 +37,6 @@ pub struct ExperimentCall<'a> {
     pub usage: Usage,
     pub cost_usd: Option<f64>,
     pub error: Option<&'a str>,
-}
-
-fn i32_of(n: u64) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 impl Store {
@@ -167,14 +164,7 @@ impl Store {
         )
         .await?;
         if let Some(a) = a {
-            let e = &a.evaluations;
-            let cat: Vec<&str> = e.iter().map(|x| x.category.as_str()).collect();
-            let crit: Vec<&str> = e.iter().map(|x| x.criterion.as_str()).collect();
-            let score: Vec<f64> = e.iter().map(|x| x.score).collect();
-            let max: Vec<f64> = e.iter().map(|x| x.max_score).collect();
-            let reason: Vec<&str> = e.iter().map(|x| x.reason.as_str()).collect();
-            let evidence: Vec<Option<&str>> = e.iter().map(|x| x.evidence.as_deref()).collect();
-            let verified: Vec<Option<bool>> = e.iter().map(|x| x.evidence_verified).collect();
+            let e = EvaluationColumns::of(&a.evaluations);
             tx.execute(
                 "INSERT INTO experiment_evaluations (experiment_id, call_id, category, criterion,
                      score, max_score, reason, evidence, evidence_verified)
@@ -183,13 +173,13 @@ impl Store {
                 &[
                     &experiment_id,
                     &c.call_id,
-                    &cat,
-                    &crit,
-                    &score,
-                    &max,
-                    &reason,
-                    &evidence,
-                    &verified,
+                    &e.category,
+                    &e.criterion,
+                    &e.score,
+                    &e.max_score,
+                    &e.reason,
+                    &e.evidence,
+                    &e.evidence_verified,
                 ],
             )
             .await?;
@@ -257,23 +247,14 @@ impl Store {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT call_id, category, criterion, reviewer, score FROM human_evaluations
+                "SELECT call_id, category, criterion, reviewer, score,
+                        NULL::float8, NULL::float8
+                 FROM human_evaluations
                  WHERE call_id = ANY($1::bigint[])
                  ORDER BY call_id, category, criterion, reviewer",
                 &[&ids],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| PairRow {
-                call_id: r.get(0),
-                category: r.get(1),
-                criterion: r.get(2),
-                reviewer: r.get(3),
-                human: r.get(4),
-                model: None,
-                max_score: None,
-            })
-            .collect())
+        Ok(rows.iter().map(pair_row).collect())
     }
 }

@@ -1,13 +1,15 @@
-//! The operator directory: importing it (`callq operators import`), and the operator names
-//! T-Bank lists that it lacks, recorded per run and day (`unknown_operators`) and read back
-//! by `callq operators unknown`.
+//! The operator directory: reading it for the run, importing it (`callq operators
+//! import`), the departments it refers to, and the operator names T-Bank lists that it
+//! lacks, recorded per run and day (`unknown_operators`) and read back by `callq operators
+//! unknown`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::import::OperatorRow;
-use crate::store::{Store, StoreError};
+use super::rows::i32_of;
+use super::{Store, StoreError};
+use crate::operators::import::OperatorRow;
 
 /// An arbitrary constant: the advisory lock key that serialises concurrent imports.
 const IMPORT_LOCK: i64 = 0x6361_6c6c_715f_6f70;
@@ -44,18 +46,44 @@ struct Existing {
 }
 
 impl Store {
-    /// Fails with a hint when one of these tables is missing (the database is not migrated).
-    pub async fn require_tables(&self, tables: &[&str]) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        for table in tables {
-            let row = client
-                .query_one("SELECT to_regclass($1) IS NOT NULL", &[table])
+    /// The whole operator directory: (id, full_name, department_id).
+    pub async fn operators(&self) -> Result<Vec<(i64, String, Option<i64>)>, StoreError> {
+        self.timed("the operator directory", async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT id::bigint, full_name, department_id::bigint FROM operators",
+                    &[],
+                )
                 .await?;
-            if !row.get::<_, bool>(0) {
-                return Err(StoreError::NotMigrated(table.to_string()));
-            }
-        }
-        Ok(())
+            Ok::<_, StoreError>(
+                rows.iter()
+                    .map(|r| {
+                        (
+                            r.get(0),
+                            r.get::<_, Option<String>>(1).unwrap_or_default(),
+                            r.get(2),
+                        )
+                    })
+                    .collect(),
+            )
+        })
+        .await
+    }
+
+    /// Makes sure the department exists, so calls can reference it; true when it was added.
+    pub async fn ensure_department(&self, id: i32) -> Result<bool, StoreError> {
+        self.timed("the department", async {
+            let client = self.client().await?;
+            let n = client
+                .execute(
+                    "INSERT INTO departments (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                    &[&id, &format!("Отдел {id}")],
+                )
+                .await?;
+            Ok::<_, StoreError>(n == 1)
+        })
+        .await
     }
 
     /// Which of these department ids are in `departments`.
@@ -218,11 +246,22 @@ impl Store {
         counts: &BTreeMap<String, u64>,
         complete: bool,
     ) -> Result<(), StoreError> {
+        self.timed(
+            "the unknown operators",
+            self.write_unknown_operators(department_id, day, counts, complete),
+        )
+        .await
+    }
+
+    async fn write_unknown_operators(
+        &self,
+        department_id: i32,
+        day: NaiveDate,
+        counts: &BTreeMap<String, u64>,
+        complete: bool,
+    ) -> Result<(), StoreError> {
         let names: Vec<&str> = counts.keys().map(String::as_str).collect();
-        let calls: Vec<i32> = counts
-            .values()
-            .map(|&n| i32::try_from(n).unwrap_or(i32::MAX))
-            .collect();
+        let calls: Vec<i32> = counts.values().map(|&n| i32_of(n)).collect();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if complete {

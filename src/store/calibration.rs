@@ -1,10 +1,12 @@
-//! The database side of calibration: storing human scores, reading them with the model's.
+//! Calibration's tables: storing people's scores (`human_evaluations`), reading them with
+//! the model's.
 
 use chrono::NaiveDate;
 
-use super::import::HumanScore;
-use super::report::PairRow;
-use crate::store::{Store, StoreError};
+use super::rows::pair_row;
+use super::{Store, StoreError};
+use crate::calibration::import::HumanScore;
+use crate::calibration::report::PairRow;
 
 /// What an import did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,17 +92,6 @@ impl Store {
                 &[&from, &to],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| PairRow {
-                call_id: r.get(0),
-                category: r.get(1),
-                criterion: r.get(2),
-                reviewer: r.get(3),
-                human: r.get(4),
-                model: r.get(5),
-                max_score: r.get(6),
-            })
-            .collect())
+        Ok(rows.iter().map(pair_row).collect())
     }
 }
