@@ -1,4 +1,4 @@
-//! `cargo bench --bench pipeline -- [--case smoke|target|memory|gateway|save-only|all] [flags]`
+//! `cargo bench --bench pipeline -- [--case smoke|target|memory|gateway|batch-smoke|batch-100k|save-only|all] [flags]`
 //! (or `./scripts/bench …`, which provides PostgreSQL and builds the release binary).
 //!
 //! Runs the release `callq run` against the fake T-Bank, Google and LLM servers and a real
@@ -111,6 +111,9 @@ async fn run(plan: &bench::Plan, binary: Option<&std::path::Path>, command: &str
         println!();
         for r in &rows {
             println!("{}", bench::case_details(&r.case));
+        }
+        for r in &rows {
+            println!("{}", bench::cost_line(r));
         }
         for r in &rows {
             println!("{}", bench::mask_line(&r.case, r.wall));

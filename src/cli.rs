@@ -30,7 +30,8 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
         callq purge --older-than 90 --env-file .env.department1   drop transcripts and phone numbers of old calls\n  \
         callq report --out report.html --env-file .env.department1   the last 7 scored days as one HTML page\n  \
         callq export calls --out calls.csv --env-file .env.department1\n  \
-        callq demo                                            a whole night on simulators, no credentials\n\n\
+        callq demo                                            a whole night on simulators, no credentials\n  \
+        callq batch status --env-file .env.department1        batches at the gateway (LLM_MODE=batch)\n\n\
         Exit codes: 0 all calls reached a final outcome; 1 some calls failed (recorded, retried next run);\n\
         2 bad configuration or input (nothing spent); 3 could not run or had to stop (lock held or lost,\n\
         login refused, database unreachable or not answering, LLM key rejected); 130/143 stopped by\n\
@@ -49,7 +50,8 @@ pub enum Command {
         callq run --env-file .env.department1 --days-ago 1\n  \
         callq run --env-file .env.department2 --date 2025-08-07 --reanalyze\n  \
         callq run --env-file .env.department1 --from 2025-08-01 --to 2025-08-07 --concurrency 16\n  \
-        callq run --env-file .env.department1 --dry-run --limit 3")]
+        callq run --env-file .env.department1 --dry-run --limit 3\n  \
+        callq run --env-file .env.department1 --batch          through the Batch API, half the price")]
     Run(RunArgs),
     /// Apply the embedded database migrations (`run` applies them too). Needs only DATA_BASE.
     #[command(after_help = "Example:\n  callq migrate --env-file .env.department1")]
@@ -129,11 +131,16 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         callq demo\n  \
         callq demo --calls 200 --out /tmp/callq-demo --keep\n  \
+        callq demo --batch                                   the same night through the Batch API\n  \
         DATA_BASE=postgresql://postgres@localhost/demo callq demo\n\n\
         The database is DATA_BASE when set, otherwise a throwaway PostgreSQL cluster started\n\
         from the server binaries on this machine (initdb, pg_ctl), removed at the end unless\n\
         --keep. Without either, start one with the compose files' local-db profile.")]
     Demo(DemoArgs),
+    /// Batch mode's batches: list them, collect the finished ones, cancel one. Reads the
+    /// env file `run` reads.
+    #[command(subcommand)]
+    Batch(BatchCommand),
 }
 
 impl Command {
@@ -149,6 +156,7 @@ impl Command {
             Command::Purge(a) => Some(&a.env),
             Command::Report(a) => Some(&a.env),
             Command::Export(a) => Some(&a.env),
+            Command::Batch(b) => Some(b.env_args()),
             Command::Completions(_) | Command::Demo(_) => None,
         }
     }
@@ -206,6 +214,80 @@ pub struct RunArgs {
     /// LLM requests in flight at most (overrides LLM_CONCURRENCY).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub concurrency: Option<u32>,
+    /// Send the calls through the gateway's Batch API (overrides LLM_MODE): half the
+    /// price, answers collected by a later run.
+    #[arg(long, conflicts_with = "sync")]
+    pub batch: bool,
+    /// One request per call, answers by the end of the run (overrides LLM_MODE).
+    #[arg(long)]
+    pub sync: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// The department's batches: open ones and those of the last days — day, calls,
+    /// state at the gateway, age, what was saved, cost so far.
+    #[command(after_help = "Examples:\n  \
+        callq batch status --env-file .env.department1\n  \
+        callq batch status --days 30 --json --env-file .env.department1")]
+    Status(BatchStatusArgs),
+    /// Collect the department's finished batches now (every `run` does it first too).
+    #[command(after_help = "Examples:\n  \
+        callq batch collect --env-file .env.department1\n  \
+        callq batch collect --wait --env-file .env.department1   poll until every batch is collected\n\n\
+        Exits 0 when every answer collected was saved (batches still at the gateway wait for\n\
+        the next collection), 1 when calls failed, 3 when the gateway or the database could\n\
+        not be reached.")]
+    Collect(BatchCollectArgs),
+    /// Cancel a batch at the gateway (by callq's batch number or the gateway's id). Its
+    /// finished lines are saved by the next collection, the rest scored again.
+    #[command(
+        after_help = "Example:\n  callq batch cancel batch_abc123 --env-file .env.department1"
+    )]
+    Cancel(BatchCancelArgs),
+}
+
+impl BatchCommand {
+    pub fn env_args(&self) -> &EnvArgs {
+        match self {
+            BatchCommand::Status(a) => &a.env,
+            BatchCommand::Collect(a) => &a.env,
+            BatchCommand::Cancel(a) => &a.env,
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BatchStatusArgs {
+    /// Also list batches collected in the last N days.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    pub days: u32,
+    /// Print the list as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BatchCollectArgs {
+    /// Poll until every batch of the department is collected, backing off from 5 s to 5 min.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print what was collected as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub env: EnvArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BatchCancelArgs {
+    /// The batch: callq's number (`batch status`) or the gateway's id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub env: EnvArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -519,6 +601,10 @@ pub struct DemoArgs {
     /// Leave the throwaway PostgreSQL cluster running (prints how to stop it).
     #[arg(long)]
     pub keep: bool,
+    /// Score the nights through the simulated gateway's Batch API, then collect the
+    /// batches as the next run would.
+    #[arg(long)]
+    pub batch: bool,
 }
 
 #[cfg(test)]

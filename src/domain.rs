@@ -246,6 +246,8 @@ pub enum CostSource {
     Gateway,
     /// Computed from the token counts and LLM_PRICE_*.
     Prices,
+    /// A batch answer: LLM_PRICE_BATCH_FACTOR × the prices.
+    Batch,
 }
 
 impl CostSource {
@@ -253,6 +255,7 @@ impl CostSource {
         match self {
             CostSource::Gateway => "gateway",
             CostSource::Prices => "prices",
+            CostSource::Batch => "batch",
         }
     }
 }
@@ -275,10 +278,13 @@ pub enum Outcome {
     Failed,
     /// Another live run was scoring the call (its claim was held): not paid for twice.
     ClaimedElsewhere,
+    /// In a batch at the gateway (sent by this run, or by an earlier one and not collected
+    /// yet): its outcome comes when the batch is collected.
+    InBatch,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::SkippedShort,
         Outcome::UnknownOperator,
         Outcome::NoTranscript,
@@ -287,6 +293,7 @@ impl Outcome {
         Outcome::Scored,
         Outcome::Failed,
         Outcome::ClaimedElsewhere,
+        Outcome::InBatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -299,6 +306,7 @@ impl Outcome {
             Outcome::Scored => "scored",
             Outcome::Failed => "failed",
             Outcome::ClaimedElsewhere => "claimed_elsewhere",
+            Outcome::InBatch => "in_batch",
         }
     }
 }

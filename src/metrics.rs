@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::MetricsSettings;
 use crate::domain::Outcome;
+use crate::run::Collected;
 use crate::severity::ExitCode;
 use crate::summary::Summary;
 
@@ -173,6 +174,52 @@ pub fn render_canary(department_id: i32, c: &CanaryFigures) -> String {
     out
 }
 
+/// Batch mode's numbers of the last run, appended to [`render`]'s when the run submitted
+/// or collected batches: batches submitted, collected and still open at the gateway, the
+/// calls in them, and what the collected answers cost.
+pub fn render_batches(
+    department_id: i32,
+    days: &[Summary],
+    collected: Option<&Collected>,
+) -> String {
+    let dept = format!("department=\"{department_id}\"");
+    let submitted: u64 = days.iter().map(|s| s.batches_submitted).sum();
+    let (done, open, in_flight, cost) = collected.map_or((0, 0, 0, 0.0), |c| {
+        (
+            c.batches_collected,
+            c.batches_open,
+            c.calls_in_flight,
+            c.outcomes.cost_usd.unwrap_or(0.0),
+        )
+    });
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP callq_batches Batches of the last run: submitted, collected, still open at the gateway.\n\
+         # TYPE callq_batches gauge"
+    );
+    for (state, n) in [
+        ("submitted", submitted),
+        ("collected", done),
+        ("open", open),
+    ] {
+        let _ = writeln!(out, "callq_batches{{{dept},state=\"{state}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP callq_batch_calls_in_flight Calls in batches not collected yet, as the last run found them.\n\
+         # TYPE callq_batch_calls_in_flight gauge\n\
+         callq_batch_calls_in_flight{{{dept}}} {in_flight}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP callq_batch_cost_usd LLM cost in USD of the batch answers the last run collected.\n\
+         # TYPE callq_batch_cost_usd gauge\n\
+         callq_batch_cost_usd{{{dept}}} {cost}"
+    );
+    out
+}
+
 /// Writes and pushes, logging (not returning) what goes wrong.
 pub async fn publish(settings: &MetricsSettings, department_id: i32, text: &str) {
     if let Some(path) = &settings.textfile
@@ -259,6 +306,35 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE callq_calls gauge"), "{text}");
+    }
+
+    #[test]
+    fn renders_batches_submitted_collected_and_in_flight() {
+        let s = Summary {
+            batches_submitted: 2,
+            ..Summary::default()
+        };
+        let mut c = Collected {
+            batches_collected: 1,
+            batches_open: 3,
+            calls_in_flight: 120,
+            ..Collected::default()
+        };
+        c.outcomes.add_cost(Some(crate::domain::Cost {
+            usd: 0.125,
+            source: crate::domain::CostSource::Batch,
+        }));
+        let text = render_batches(4, &[s], Some(&c));
+        for line in [
+            "callq_batches{department=\"4\",state=\"submitted\"} 2\n",
+            "callq_batches{department=\"4\",state=\"collected\"} 1\n",
+            "callq_batches{department=\"4\",state=\"open\"} 3\n",
+            "callq_batch_calls_in_flight{department=\"4\"} 120\n",
+            "callq_batch_cost_usd{department=\"4\"} 0.125\n",
+            "# TYPE callq_batches gauge\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct Summary {
     pub revisit: Option<String>,
     /// Scored calls sent to the review queue, per reason (a call may count under several).
     pub review: BTreeMap<ReviewReason, u64>,
+    /// Batches this day submitted to the gateway (batch mode); their calls count as
+    /// `in_batch`.
+    pub batches_submitted: u64,
 }
 
 impl Summary {
@@ -135,6 +138,7 @@ impl Summary {
             "dry_run": self.dry_run,
             "revisited_because": self.revisit,
             "left_for_later": self.left_for_later,
+            "batches_submitted": self.batches_submitted,
             "calls_listed": self.calls_listed,
             "outcomes": outcomes,
             "items_unreadable": self.items_unreadable,
@@ -193,6 +197,14 @@ impl fmt::Display for Summary {
                 reasons.join(", ")
             )?;
         }
+        if self.batches_submitted > 0 || self.count(Outcome::InBatch) > 0 {
+            writeln!(
+                f,
+                "  in batches        {} call(s); {} batch(es) submitted now, collected by a later run",
+                self.count(Outcome::InBatch),
+                self.batches_submitted
+            )?;
+        }
         if self.items_unreadable > 0 {
             writeln!(
                 f,
@@ -223,6 +235,7 @@ impl fmt::Display for Summary {
                 match self.cost_source() {
                     Some("gateway") => "as the gateway reported it",
                     Some("prices") => "at LLM_PRICE_*",
+                    Some("batch") => "at LLM_PRICE_BATCH_FACTOR × LLM_PRICE_*",
                     _ => "partly as the gateway reported it, partly at LLM_PRICE_*",
                 }
             )?,

@@ -49,6 +49,8 @@ cases (default smoke):
   memory     N=10000, LLM 1 ms,   transcripts 1 ms,  C=8, then save-only
   memory-100k  N=100000, LLM 1 ms, transcripts 1 ms, C=8 (about 75 s on 2 cores)
   gateway    N=1000,  LLM 500 ms, transcripts 50 ms, C=32 against a gateway limit of 8
+  batch-smoke  N=60, transcripts 5 ms, LLM_MODE=batch: `run --batch`, then `batch collect`
+  batch-100k   N=100000, transcripts 1 ms, LLM_MODE=batch (the fake's batch completes at once)
   save-only  Store::save_call of 10000 realistic analyses, 4 concurrent tasks
   all        target, memory, memory-100k, gateway, then save-only
 
@@ -84,6 +86,9 @@ pub struct Case {
     /// Whether the run masks transcripts. Off is PII_MASKING=off with TRANSCRIPT_STORE=raw:
     /// with the default TRANSCRIPT_STORE=masked the run would still mask once, to store.
     pub pii_masking: bool,
+    /// LLM_MODE=batch: `callq run` submits the day as batches, then `callq batch collect`
+    /// saves the answers; wall and peak RSS cover both.
+    pub batch: bool,
 }
 
 impl Case {
@@ -100,6 +105,7 @@ impl Case {
             page_size: TbankConfig::default().page_size,
             phrases: 12,
             pii_masking: true,
+            batch: false,
         }
     }
 
@@ -117,6 +123,17 @@ impl Case {
             "gateway" => Case {
                 gateway_limit: Some(8),
                 ..Case::base("gateway", 1000, 50, 500, 32)
+            },
+            // A batch has no request latency of callq's: what is measured is callq's own
+            // time (listing, transcripts, the file, upload, collection, saves).
+            "batch-smoke" => Case {
+                page_size: 25,
+                batch: true,
+                ..Case::base("batch-smoke", 60, 5, 0, 8)
+            },
+            "batch-100k" => Case {
+                batch: true,
+                ..Case::base("batch-100k", 100_000, 1, 0, 8)
             },
             _ => return None,
         })
@@ -184,10 +201,13 @@ pub fn parse_args(args: &[String]) -> Result<Plan, String> {
         "all" => (&["target", "memory", "memory-100k", "gateway"], true),
         "memory" => (&["memory"], true),
         "save-only" => (&[], true),
-        "smoke" | "target" | "memory-100k" | "gateway" => (&[], false),
+        "smoke" | "target" | "memory-100k" | "gateway" | "batch-smoke" | "batch-100k" => {
+            (&[], false)
+        }
         other => {
             return Err(format!(
-                "unknown case {other:?} (smoke, target, memory, memory-100k, gateway, save-only, all)"
+                "unknown case {other:?} (smoke, target, memory, memory-100k, gateway, \
+                 batch-smoke, batch-100k, save-only, all)"
             ));
         }
     };
@@ -280,6 +300,8 @@ pub struct Row {
     /// Rows in `calls` afterwards; every call of the day should have one.
     pub rows: i64,
     pub failures: i64,
+    /// USD per saved call at the case's prices (LLM_PRICE_*; batch: × LLM_PRICE_BATCH_FACTOR).
+    pub cost_per_call: Option<f64>,
     /// `None`: killed by a signal or by the benchmark's timeout.
     pub exit_code: Option<i32>,
     pub timed_out: bool,
@@ -335,6 +357,19 @@ impl Row {
         let c = &self.case;
         let faultless =
             c.gateway_limit.is_none() && c.llm_error_rate == 0.0 && c.tbank_error_rate == 0.0;
+        if c.batch {
+            // Batch lines answered stand for requests; nothing is in flight synchronously.
+            if faultless && self.llm_requests != c.calls {
+                p.push(format!(
+                    "{} batch lines answered for {} calls",
+                    self.llm_requests, c.calls
+                ));
+            }
+            if self.peak_rss_kb.is_none_or(|kb| kb == 0) {
+                p.push("no peak RSS sampled".to_string());
+            }
+            return p;
+        }
         if faultless && self.llm_requests != c.calls {
             p.push(format!(
                 "{} LLM requests for {} calls",
@@ -423,8 +458,9 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
             "LOGGING_NAME=department1\nLOGGING_LEVEL=WARNING\nLOGGING_DIR={logs}\nLOGGING_ON_CONSOLE=True\n\
              LOGGING_ON_FILE=False\nLOGGING_ON_DB=False\nAUTH_TYPE=tqm\nAUTH_SYSTEM=tqm\nCHECK_DAY_AGO=2\n\
              LLM_CONCURRENCY={}\nTBANK_CONCURRENCY={TBANK_CONCURRENCY}\nRETRY_BASE_DELAY_MS=200\n\
-             LLM_PRICE_INPUT_PER_1M=0,5\nLLM_PRICE_OUTPUT_PER_1M=1.5\n{}",
+             LLM_PRICE_INPUT_PER_1M=0,5\nLLM_PRICE_OUTPUT_PER_1M=1.5\nLLM_MODE={}\n{}",
             case.concurrency,
+            if case.batch { "batch" } else { "sync" },
             if case.pii_masking {
                 "PII_MASKING=on\nTRANSCRIPT_STORE=masked\n"
             } else {
@@ -458,63 +494,89 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
     .await
     .expect("fill the operator directory");
 
-    let mut cmd = tokio::process::Command::new(binary);
-    cmd.arg("run")
-        .arg("--date")
-        .arg(day.to_string())
-        .arg("--env-file")
-        .arg(&h.env_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    // The env file alone configures the run: the real environment would override it.
-    for var in callq::config::KNOWN_VARS {
-        cmd.env_remove(var);
+    // A batch case has no LLM bound to scale from: its own generous limit.
+    let timeout = if case.batch {
+        Duration::from_secs(1800)
+    } else {
+        Duration::from_secs(300) + case.bound() * 5
+    };
+    let date = day.to_string();
+    let mut phases: Vec<Vec<&str>> = vec![vec!["run", "--date", &date]];
+    if case.batch {
+        phases.push(vec!["batch", "collect"]);
     }
-    cmd.env_remove("RUST_LOG");
-
-    let timeout = Duration::from_secs(300) + case.bound() * 5;
-    let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-    let pid = child.id().expect("a just-started child has a pid");
-    let stdout = read_all(child.stdout.take());
-    let stderr = read_all(child.stderr.take());
+    let mut wall = Duration::ZERO;
     let mut peak_rss_kb = None;
     let mut first_llm = None;
     let mut timed_out = false;
-    let status = {
-        let wait = child.wait();
-        tokio::pin!(wait);
-        loop {
-            if let Some(kb) = vm_hwm_kb(pid) {
-                peak_rss_kb = Some(peak_rss_kb.unwrap_or(0).max(kb));
-            }
-            if first_llm.is_none() && h.llm.requests() > 0 {
-                first_llm = Some(started.elapsed());
-            }
-            if started.elapsed() > timeout {
-                timed_out = true;
-                break None;
-            }
-            tokio::select! {
-                status = &mut wait => break Some(status),
-                _ = tokio::time::sleep(SAMPLE_EVERY) => {}
-            }
+    let mut exit_code = Some(0);
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    let api_requests = |h: &callq_fakes::world::Started| {
+        if case.batch {
+            h.llm.batch_api_requests()
+        } else {
+            h.llm.requests()
         }
     };
-    let wall = started.elapsed();
-    let exit_code = match status {
-        Some(status) => status.expect("wait for callq run").code(),
-        None => {
-            let _ = child.kill().await;
-            None
+    for args in phases {
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.args(&args)
+            .arg("--env-file")
+            .arg(&h.env_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // The env file alone configures the run: the real environment would override it.
+        for var in callq::config::KNOWN_VARS {
+            cmd.env_remove(var);
         }
-    };
-    let stdout = stdout.await.unwrap_or_default();
-    let stderr = stderr.await.unwrap_or_default();
+        cmd.env_remove("RUST_LOG");
+
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let pid = child.id().expect("a just-started child has a pid");
+        let out = read_all(child.stdout.take());
+        let err = read_all(child.stderr.take());
+        let status = {
+            let wait = child.wait();
+            tokio::pin!(wait);
+            loop {
+                if let Some(kb) = vm_hwm_kb(pid) {
+                    peak_rss_kb = Some(peak_rss_kb.unwrap_or(0).max(kb));
+                }
+                if first_llm.is_none() && api_requests(&h) > 0 {
+                    first_llm = Some(wall + started.elapsed());
+                }
+                if started.elapsed() > timeout {
+                    timed_out = true;
+                    break None;
+                }
+                tokio::select! {
+                    status = &mut wait => break Some(status),
+                    _ = tokio::time::sleep(SAMPLE_EVERY) => {}
+                }
+            }
+        };
+        wall += started.elapsed();
+        let code = match status {
+            Some(status) => status.expect("wait for callq").code(),
+            None => {
+                let _ = child.kill().await;
+                None
+            }
+        };
+        if exit_code == Some(0) {
+            exit_code = code;
+        }
+        stdout.push_str(&out.await.unwrap_or_default());
+        stderr.push_str(&err.await.unwrap_or_default());
+        if timed_out {
+            break;
+        }
+    }
     let count = |sql: &'static str| {
         let client = &client;
         async move {
@@ -524,12 +586,21 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
     };
     let rows = count("SELECT count(*) FROM calls").await;
     let failures = count("SELECT count(*) FROM call_failures").await;
+    let cost_per_call: Option<f64> = client
+        .query_one("SELECT sum(cost_usd) / nullif(count(*), 0) FROM calls", &[])
+        .await
+        .expect("the cost per call")
+        .get(0);
     Row {
         case: case.clone(),
         wall,
         first_llm,
         peak_rss_kb,
-        llm_requests: h.llm.requests(),
+        llm_requests: if case.batch {
+            h.llm.batch_lines()
+        } else {
+            h.llm.requests()
+        },
         in_flight_max: h.llm.in_flight_max(),
         served_429: h.llm.served_429(),
         served_500: h.llm.served_500(),
@@ -539,6 +610,7 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
         shared_prefix_chars: h.llm.shared_prefix_chars(),
         rows,
         failures,
+        cost_per_call,
         exit_code,
         timed_out,
         stdout,
@@ -805,6 +877,23 @@ pub fn readme_table(rows: &[Row], save: Option<&SaveRow>) -> String {
 }
 
 /// The case's other parameters, one line, printed under the table.
+/// The LLM cost per saved call at the case's prices, sync or batch.
+pub fn cost_line(r: &Row) -> String {
+    let mode = if r.case.batch {
+        "batch, LLM_PRICE_BATCH_FACTOR 0.5"
+    } else {
+        "sync"
+    };
+    match r.cost_per_call {
+        Some(usd) => format!(
+            "{}: LLM cost per saved call ${usd:.7} ({mode}; LLM_PRICE_INPUT_PER_1M 0.5, \
+             LLM_PRICE_OUTPUT_PER_1M 1.5, cached prompt tokens at the input price)",
+            r.case.name
+        ),
+        None => format!("{}: no cost (no call saved)", r.case.name),
+    }
+}
+
 pub fn case_details(c: &Case) -> String {
     format!(
         "{}: transcripts {} ms, {} phrases, page size {}, TBANK_CONCURRENCY {TBANK_CONCURRENCY}, \

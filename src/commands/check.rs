@@ -133,6 +133,9 @@ pub async fn check_lines(env: &Env) -> (ExitCode, Vec<String>) {
             prompt(&mut r, s);
             tbank(&mut r, s).await;
             llm(&mut r, s).await;
+            if s.batch.mode == crate::config::LlmMode::Batch {
+                batches(&mut r, s).await;
+            }
         }
         None => {
             for what in ["prompt template", "T-Bank", "LLM gateway"] {
@@ -308,5 +311,29 @@ async fn llm(r: &mut Report, s: &RunSettings) {
             }
         }
         Err(e) => r.unavailable("LLM gateway", format!("{url}: {e}"), e.fix()),
+    }
+}
+
+/// With LLM_MODE=batch: does the gateway pass the Files and Batches API through?
+async fn batches(r: &mut Report, s: &RunSettings) {
+    let what = "LLM batches";
+    let client = match crate::llm::batch::BatchClient::new(&s.llm, s.batch.price_factor) {
+        Ok(c) => c,
+        Err(e) => return r.bad_input(what, e, "check LLM_BASE_URL and TOKEN_LLM"),
+    };
+    match client.probe().await {
+        Ok(_) => r.ok(
+            what,
+            format!(
+                "{} lists batches (/v1/batches): LLM_MODE=batch can submit them",
+                s.llm.base_url
+            ),
+        ),
+        Err(e) => r.unavailable(
+            what,
+            e,
+            "the gateway must pass /v1/files and /v1/batches through: with LiteLLM, add a \
+             files_settings entry naming the provider (README, Batch mode), or set LLM_MODE=sync",
+        ),
     }
 }

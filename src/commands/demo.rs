@@ -21,6 +21,7 @@ pub async fn demo(args: &DemoArgs) -> ExitCode {
             Ok("en") => ReportLang::En,
             _ => ReportLang::Ru,
         },
+        batch: args.batch,
     };
     match demo::run(&opts).await {
         Ok(o) => {

@@ -1,6 +1,7 @@
 //! One function per subcommand: configuration in, exit code out. `main` only parses flags,
 //! sets up logging and calls these; tests call them directly.
 
+pub mod batch;
 pub mod calibrate;
 pub mod canary;
 pub mod check;
@@ -15,7 +16,9 @@ pub mod purge;
 pub mod report;
 pub mod run;
 
-use crate::cli::{CalibrateCommand, CanaryCommand, Command, EnvArgs, OperatorsCommand};
+use crate::cli::{
+    BatchCommand, CalibrateCommand, CanaryCommand, Command, EnvArgs, OperatorsCommand,
+};
 use crate::config::{ConfigError, Env};
 use crate::severity::{ExitCode, Severity};
 
@@ -40,6 +43,9 @@ pub async fn dispatch(command: Command, env: Env) -> ExitCode {
         Command::Report(args) => report::report(&args, &env).await,
         Command::Export(args) => export::export(&args, &env).await,
         Command::Demo(args) => demo::demo(&args).await,
+        Command::Batch(BatchCommand::Status(args)) => batch::status(&args, &env).await,
+        Command::Batch(BatchCommand::Collect(args)) => batch::collect(&args, &env).await,
+        Command::Batch(BatchCommand::Cancel(args)) => batch::cancel(&args, &env).await,
     }
 }
 

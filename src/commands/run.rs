@@ -22,6 +22,11 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
     if let Some(n) = args.concurrency {
         env.set_flag("LLM_CONCURRENCY", "--concurrency", n);
     }
+    if args.batch {
+        env.set_flag("LLM_MODE", "--batch", "batch");
+    } else if args.sync {
+        env.set_flag("LLM_MODE", "--sync", "sync");
+    }
     warn_ignored(&env);
     let mut report = RunReport::new(env.metrics_best_effort(), env.department_best_effort());
     let settings = match env.run() {
@@ -56,6 +61,11 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
             return report.finish(args, code, Some(e.to_string())).await;
         }
     };
+    // Batches of earlier runs first: their answers are saved, and what they left
+    // unanswered is waiting again before the days are chosen.
+    if !opts.dry_run {
+        report.collect(args, &prepared, &opts).await;
+    }
     let mut days: Vec<(NaiveDate, Option<String>)> = days_to_run(args, prepared.default_day())
         .into_iter()
         .map(|d| (d, None))
@@ -150,6 +160,8 @@ struct RunReport {
     purge: Option<serde_json::Value>,
     /// The night's canary, when it ran (or tried to).
     canary: Option<crate::canary::Night>,
+    /// What the collection of earlier batches did, when it ran.
+    batches: Option<run::Collected>,
 }
 
 impl RunReport {
@@ -162,7 +174,34 @@ impl RunReport {
             errors: Vec::new(),
             purge: None,
             canary: None,
+            batches: None,
         }
+    }
+
+    /// Collects the department's finished batches, before the days run.
+    async fn collect(&mut self, args: &RunArgs, prepared: &run::Prepared, opts: &RunOptions) {
+        let collected = match prepared.collector().collect(false, &opts.stop).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("collecting batches: {e}");
+                self.worst = self.worst.max(e.exit_code());
+                self.errors.push(serde_json::json!({
+                    "day": null,
+                    "error": format!("collecting batches: {e}"),
+                }));
+                return;
+            }
+        };
+        if collected.is_empty() {
+            return;
+        }
+        let line = collected.to_string();
+        tracing::info!("{line}");
+        if !args.json {
+            crate::redact::println(&line);
+        }
+        self.worst = self.worst.max(super::batch::collected_code(&collected));
+        self.batches = Some(collected);
     }
 
     fn day(&mut self, args: &RunArgs, summary: Summary, error: Option<RunError>) {
@@ -204,6 +243,7 @@ impl RunReport {
                 "errors": self.errors,
                 "purge": self.purge,
                 "canary": self.canary.as_ref().map(|n| n.to_json()),
+                "batches": self.batches.as_ref().map(|b| b.to_json()),
             });
             crate::redact::println(report);
         }
@@ -218,6 +258,17 @@ impl RunReport {
             );
             if let Some(night) = &self.canary {
                 text.push_str(&metrics::render_canary(department, &night.figures()));
+            }
+            let batched = self
+                .summaries
+                .iter()
+                .any(|s| s.batches_submitted > 0 || s.count(Outcome::InBatch) > 0);
+            if batched || self.batches.is_some() {
+                text.push_str(&metrics::render_batches(
+                    department,
+                    &self.summaries,
+                    self.batches.as_ref(),
+                ));
             }
             metrics::publish(&self.metrics, department, &text).await;
         }

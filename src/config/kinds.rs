@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::ReportLang;
 use crate::config::database::{DbSettings, parse_database_url};
+use crate::config::{LlmMode, ReportLang};
 use crate::llm::PromptLayout;
 use crate::pii::TranscriptStore;
 
@@ -204,6 +204,22 @@ impl Kind for Share {
     }
 }
 
+/// A share of a price: a number above 0 (LLM_PRICE_BATCH_FACTOR); a decimal comma is read
+/// as a point.
+pub struct Factor;
+
+impl Kind for Factor {
+    type Value = f64;
+    fn parse(raw: &str) -> Result<f64, String> {
+        match raw.replace(',', ".").parse::<f64>() {
+            Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+            _ => Err(format!(
+                "{raw:?} is not a factor (a number above 0, e.g. 0.5)"
+            )),
+        }
+    }
+}
+
 /// An http(s) base URL, without its trailing slash.
 pub struct HttpUrl;
 
@@ -376,6 +392,11 @@ impl Choice for PromptLayout {
 impl Choice for ReportLang {
     const OPTIONS: &'static [(&'static str, Self)] =
         &[("ru", ReportLang::Ru), ("en", ReportLang::En)];
+}
+
+impl Choice for LlmMode {
+    const OPTIONS: &'static [(&'static str, Self)] =
+        &[("sync", LlmMode::Sync), ("batch", LlmMode::Batch)];
 }
 
 impl Choice for TranscriptStore {

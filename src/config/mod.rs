@@ -23,8 +23,9 @@ pub use database::{
 };
 pub use low::{Env, Origin};
 pub use settings::{
-    CanaryCommandSettings, CanarySettings, LoggingSettings, MetricsSettings, PurgeSettings,
-    ReportLang, ReportSettings, RunSettings, UnknownOperatorsSettings,
+    BatchSettings, CanaryCommandSettings, CanarySettings, LlmMode, LoggingSettings,
+    MetricsSettings, PurgeSettings, ReportLang, ReportSettings, RunSettings,
+    UnknownOperatorsSettings,
 };
 pub use vars::{IGNORED_OLD_VARS, KNOWN_VARS, Spec, VARS};
 

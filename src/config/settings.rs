@@ -48,6 +48,28 @@ pub enum ReportLang {
     En,
 }
 
+/// How the run asks the LLM (LLM_MODE, `--batch` / `--sync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LlmMode {
+    /// One request per call, answers by the end of the run.
+    #[default]
+    Sync,
+    /// Calls go into the gateway's Batch API; a later run collects the answers.
+    Batch,
+}
+
+/// Batch mode's settings.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    pub mode: LlmMode,
+    /// Lines per input file at most (LLM_BATCH_MAX_REQUESTS).
+    pub max_requests: usize,
+    /// Bytes per input file at most (LLM_BATCH_MAX_BYTES).
+    pub max_bytes: usize,
+    /// Batch answers cost this share of the prices (LLM_PRICE_BATCH_FACTOR).
+    pub price_factor: f64,
+}
+
 /// What `callq report` reads.
 #[derive(Debug, Clone)]
 pub struct ReportSettings {
@@ -111,6 +133,7 @@ pub struct RunSettings {
     pub review_below_percent: u8,
     pub privacy: PrivacySettings,
     pub canary: CanarySettings,
+    pub batch: BatchSettings,
 }
 
 impl Env {
@@ -169,6 +192,14 @@ impl Env {
         let db = c.database();
         let lang = c.get(var::REPORT_LANG);
         c.finish(db.map(|db| ReportSettings { db, lang }))
+    }
+
+    /// What `callq batch status` needs: the database; the department is a filter.
+    pub fn batch_status(&self) -> Result<(DbSettings, Option<i32>), ConfigError> {
+        let mut c = self.checker();
+        let db = c.database();
+        let department_id = c.optional(var::DEPARTAMENT_ID);
+        c.finish(db.map(|db| (db, department_id)))
     }
 
     /// What `callq criteria` needs: the checklist source only.
@@ -380,6 +411,12 @@ impl Checker<'_> {
         let warnings = std::mem::take(&mut self.warnings);
         let privacy = self.privacy();
         let canary = self.canary();
+        let batch = BatchSettings {
+            mode: self.get(var::LLM_MODE),
+            max_requests: self.get(var::LLM_BATCH_MAX_REQUESTS),
+            max_bytes: self.get(var::LLM_BATCH_MAX_BYTES),
+            price_factor: self.get(var::LLM_PRICE_BATCH_FACTOR),
+        };
         Ok(RunSettings {
             warnings,
             db: db?,
@@ -397,6 +434,7 @@ impl Checker<'_> {
             review_below_percent,
             privacy,
             canary,
+            batch,
         })
     }
 

@@ -10,7 +10,7 @@ use crate::llm::PromptLayout;
 use crate::pii::TranscriptStore;
 use chrono_tz::Tz;
 
-use super::ReportLang;
+use super::{LlmMode, ReportLang};
 
 /// One row of the table.
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +194,16 @@ vars! {
     LLM_PRICE_INPUT_PER_1M: Price { "run", "USD per 1M prompt tokens" }
     LLM_PRICE_CACHED_INPUT_PER_1M: Price { "run", "USD per 1M cached prompt tokens" }
     LLM_PRICE_OUTPUT_PER_1M: Price { "run", "USD per 1M completion tokens" }
+    LLM_MODE: OneOf<LlmMode> = "sync" {
+        "run", "sync: one request per call; batch: the gateway's Batch API, half the price"
+    }
+    LLM_BATCH_MAX_REQUESTS: Positive = "50000" { "run", "calls per batch input file at most" }
+    LLM_BATCH_MAX_BYTES: Positive = "190000000" {
+        "run", "bytes per batch input file at most"
+    }
+    LLM_PRICE_BATCH_FACTOR: Factor = "0.5" {
+        "run", "batch answers cost this share of LLM_PRICE_*"
+    }
     LLM_BREAKER_THRESHOLD: Positive = "5" {
         "run", "LLM requests in a row refused alike that stop the run"
     }

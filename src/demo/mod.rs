@@ -38,6 +38,8 @@ pub struct DemoOptions {
     /// A database to write to (DATA_BASE); None starts a throwaway cluster.
     pub database: Option<String>,
     pub lang: ReportLang,
+    /// Score the nights through the simulated gateway's Batch API (LLM_MODE=batch).
+    pub batch: bool,
 }
 
 /// Why the demo stopped. Each source's severity passes through.
@@ -159,8 +161,11 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoStop> {
         department: world::DEPARTMENT,
         env_file: ".env.demo".into(),
         env_comment: "Written by `callq demo`: the simulators' addresses of this one run.".into(),
-        env_settings:
-            "LLM_CONCURRENCY=8\nLLM_PRICE_INPUT_PER_1M=0.15\nLLM_PRICE_OUTPUT_PER_1M=0.60\n".into(),
+        env_settings: format!(
+            "LLM_CONCURRENCY=8\nLLM_PRICE_INPUT_PER_1M=0.15\nLLM_PRICE_OUTPUT_PER_1M=0.60\n\
+             LLM_MODE={}\n",
+            if opts.batch { "batch" } else { "sync" }
+        ),
         ..World::default()
     }
     .start(&opts.out, &url)
@@ -183,7 +188,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutcome, DemoStop> {
     drop(client);
 
     // What `callq run --from … --to … --env-file .env.demo` does with the days.
-    let run_exit = run_days(env, first_day, last_day).await?;
+    let run_exit = run_days(env, first_day, last_day, opts.batch).await?;
     // Worse than some calls failing: the run stopped, and there is nothing to report on.
     if run_exit > ExitCode::from(Severity::Call) {
         return Err(DemoStop::Run(run_exit));
@@ -254,7 +259,12 @@ fn directory() -> Directory {
 
 /// Scores `first..=last` as `callq run --from --to` does, each day's summary shown as it
 /// ends; the exit code is the worst of the days.
-async fn run_days(env: Env, first: NaiveDate, last: NaiveDate) -> Result<ExitCode, DemoError> {
+async fn run_days(
+    env: Env,
+    first: NaiveDate,
+    last: NaiveDate,
+    batch: bool,
+) -> Result<ExitCode, DemoError> {
     let settings = env.run()?;
     let opts = RunOptions {
         show_progress: true,
@@ -285,5 +295,20 @@ async fn run_days(env: Env, first: NaiveDate, last: NaiveDate) -> Result<ExitCod
             }
         })
         .await;
+    if batch {
+        // What the next night's run (or `callq batch collect --wait`) does: the simulated
+        // gateway answers a batch at once, so it is collected now.
+        println!("Collecting the nights' batches, as the next run would…");
+        match prepared.collector().collect(true, &opts.stop).await {
+            Ok(collected) => {
+                println!("{collected}");
+                worst = worst.max(crate::commands::batch::collected_code(&collected));
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                worst = worst.max(e.exit_code());
+            }
+        }
+    }
     Ok(worst)
 }

@@ -4,6 +4,7 @@
 //! [`response_schema`] from the checklist once, create one [`LlmClient`]. Per call:
 //! [`PromptBuilder::render`] the transcript and [`LlmClient::analyze`] the prompt.
 
+pub mod batch;
 mod client;
 mod cost;
 mod error;

@@ -81,6 +81,11 @@ pub(super) struct Completion {
 pub(super) fn parse_completion(text: &str) -> Result<Completion, String> {
     let body: Value = serde_json::from_str(text)
         .map_err(|e| format!("HTTP 200 with a body that is not JSON: {e}"))?;
+    Ok(completion_of(&body))
+}
+
+/// A 200 answer's JSON, read tolerantly: a synchronous answer's body, or a batch line's.
+pub(super) fn completion_of(body: &Value) -> Completion {
     let usage = body.get("usage").map(parse_usage).unwrap_or_default();
     let choice = body.get("choices").and_then(|c| c.get(0));
     let message = choice.and_then(|c| c.get("message"));
@@ -128,12 +133,12 @@ pub(super) fn parse_completion(text: &str) -> Result<Completion, String> {
         .map(str::trim)
         .filter(|m| !m.is_empty())
         .map(str::to_string);
-    Ok(Completion {
+    Completion {
         content,
         usage,
         gateway_cost: None,
         model,
-    })
+    }
 }
 
 fn parse_usage(u: &Value) -> Usage {

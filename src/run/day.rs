@@ -12,8 +12,10 @@ use futures::{FutureExt, StreamExt, stream};
 use tokio::sync::Semaphore;
 
 use super::answer::Finished;
+use super::batch::{Submitter, stage_call};
 use super::call::{Admitted, DayCalls, process_call};
 use super::{Prepared, RunError, RunOptions, SAVE_CONCURRENCY};
+use crate::config::LlmMode;
 use crate::domain::{Call, Outcome};
 use crate::progress::Progress;
 use crate::store::{RunFinish, RunStart};
@@ -99,8 +101,22 @@ impl Prepared {
             saves: Semaphore::new(SAVE_CONCURRENCY),
             halt: admit,
         };
+        // Batch mode puts the admitted calls into batches; a dry run writes nothing, so it
+        // asks synchronously.
+        let submitter = match (self.settings.batch.mode, open.run_id) {
+            (LlmMode::Batch, Some(run_id)) if !opts.dry_run => {
+                Some(Submitter::new(self, day, run_id))
+            }
+            _ => None,
+        };
         let attempts_before = self.llm.http_attempts();
-        let (listing, fatal) = stream(&calls, summary).await;
+        let (listing, mut fatal) = stream(&calls, summary, submitter.as_ref()).await;
+        if let Some(submitter) = &submitter {
+            let error = self.finish_batches(submitter, summary).await;
+            if fatal.is_none() {
+                fatal = error;
+            }
+        }
         summary.llm_attempts = self.llm.http_attempts() - attempts_before;
         let (limit, peak) = self.llm.concurrency();
         tracing::info!(
@@ -227,6 +243,17 @@ impl Prepared {
                 "could not record the end of run {id}: {e}; the next run of {day} marks it abandoned"
             );
         }
+        if let Err(e) = self
+            .store
+            .record_run_batches(
+                id,
+                summary.count(Outcome::InBatch),
+                summary.batches_submitted,
+            )
+            .await
+        {
+            tracing::error!("could not record the batches of run {id}: {e}");
+        }
         // For `callq operators unknown`. A listing that broke off saw only part of the
         // day, so its counts may only raise the recorded ones.
         if let Err(e) = self
@@ -248,6 +275,27 @@ struct OpenDay {
 }
 
 impl Prepared {
+    /// Submits the day's last batch and counts what the day submitted; calls whose batch
+    /// could not be submitted were given back and count as failed.
+    async fn finish_batches(
+        &self,
+        submitter: &Submitter<'_>,
+        summary: &mut Summary,
+    ) -> Option<RunError> {
+        let (done, error) = submitter.finish().await;
+        summary.batches_submitted = done.batches;
+        let given = done.given_back.len() as u64;
+        if given > 0 {
+            let in_batch = summary.counts.entry(Outcome::InBatch).or_default();
+            *in_batch = in_batch.saturating_sub(given);
+            for (call_id, why) in done.given_back {
+                summary.add(Outcome::Failed);
+                summary.add_failure(call_id, why);
+            }
+        }
+        error.or(done.error.map(RunError::Batch))
+    }
+
     /// Listing items that could not be read count as failed calls: recorded in
     /// `call_failures` when their id could be read (so the nightly run lists the day
     /// again), and the day ends with exit 1.
@@ -288,7 +336,11 @@ impl Prepared {
 /// The day's stream: listing → triage → one [`process_call`] per admitted call,
 /// `in_flight` at a time. Stops admitting when `halt` is cancelled or on the first
 /// fatal error, and then lets the calls in flight finish (unless told to stop at once).
-async fn stream(day: &DayCalls<'_>, summary: &mut Summary) -> (Listing, Option<RunError>) {
+async fn stream(
+    day: &DayCalls<'_>,
+    summary: &mut Summary,
+    submitter: Option<&Submitter<'_>>,
+) -> (Listing, Option<RunError>) {
     let p = day.prepared;
     let s = &p.settings;
     let opts = day.opts;
@@ -317,10 +369,12 @@ async fn stream(day: &DayCalls<'_>, summary: &mut Summary) -> (Listing, Option<R
         .then(move |page: Page| stored_of(p, opts.reanalyze, page))
         .flat_map(|(page, stored)| {
             let items: Vec<Result<Triaged, RunError>> = match stored {
-                Ok(stored) => triage(day, page, &stored, &listing, &progress)
-                    .into_iter()
-                    .map(Ok)
-                    .collect(),
+                Ok((stored, in_batch)) => {
+                    triage(day, page, &stored, &in_batch, &listing, &progress)
+                        .into_iter()
+                        .map(Ok)
+                        .collect()
+                }
                 Err(e) => vec![Err(e.into())],
             };
             stream::iter(items)
@@ -330,7 +384,7 @@ async fn stream(day: &DayCalls<'_>, summary: &mut Summary) -> (Listing, Option<R
         // future and keep it from being spawned.
         .boxed();
     let mut outcomes = calls
-        .map(move |item| handle(day, item).boxed())
+        .map(move |item| handle(day, item, submitter).boxed())
         .buffer_unordered(in_flight)
         .boxed();
 
@@ -377,10 +431,12 @@ async fn stream(day: &DayCalls<'_>, summary: &mut Summary) -> (Listing, Option<R
 async fn handle(
     day: &DayCalls<'_>,
     item: Result<Triaged, RunError>,
+    submitter: Option<&Submitter<'_>>,
 ) -> Result<Option<Finished>, RunError> {
-    match item? {
-        Triaged::Done(outcome) => Ok(Some(Finished::done(outcome))),
-        Triaged::Admit(call) => process_call(call, day).await,
+    match (item?, submitter) {
+        (Triaged::Done(outcome), _) => Ok(Some(Finished::done(outcome))),
+        (Triaged::Admit(call), Some(submitter)) => stage_call(call, day, submitter).await,
+        (Triaged::Admit(call), None) => process_call(call, day).await,
     }
 }
 
@@ -390,6 +446,7 @@ fn triage(
     day: &DayCalls<'_>,
     page: Page,
     stored: &HashSet<i64>,
+    in_batch: &HashSet<i64>,
     listing: &Mutex<Listing>,
     progress: &Mutex<Progress>,
 ) -> Vec<Triaged> {
@@ -423,6 +480,9 @@ fn triage(
             Triaged::Done(Outcome::SkippedShort)
         } else if stored.contains(&call.id) {
             Triaged::Done(Outcome::AlreadyScored)
+        } else if in_batch.contains(&call.id) {
+            // Its answer is on its way in a batch: not paid for twice.
+            Triaged::Done(Outcome::InBatch)
         } else {
             match day.prepared.directory.lookup(&call.operator_name) {
                 None => {
@@ -444,20 +504,28 @@ fn triage(
     items
 }
 
-/// A page with the ids of its calls already stored (none asked for when re-analysing).
+/// The ids of a page's calls.
+type Ids = HashSet<i64>;
+
+/// A page with the ids of its calls already stored (none asked for when re-analysing) and
+/// of those in a batch not collected yet.
 async fn stored_of(
     p: &Prepared,
     reanalyze: bool,
     page: Page,
-) -> (Page, Result<HashSet<i64>, crate::store::StoreError>) {
-    if reanalyze {
-        return (page, Ok(HashSet::new()));
-    }
+) -> (Page, Result<(Ids, Ids), crate::store::StoreError>) {
     let ids: Vec<i64> = page.calls.iter().map(|c| c.id).collect();
+    let in_batch = match super::batch::in_open_batches(&p.store, &ids).await {
+        Ok(b) => b,
+        Err(e) => return (page, Err(e)),
+    };
+    if reanalyze {
+        return (page, Ok((HashSet::new(), in_batch)));
+    }
     let stored = p
         .store
         .existing_calls(&ids)
         .await
-        .map(|v| v.into_iter().collect());
+        .map(|v| (v.into_iter().collect(), in_batch));
     (page, stored)
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 
 use crate::checklist::ChecklistError;
+use crate::llm::batch::BatchError;
 use crate::llm::{LlmError, TemplateError};
 use crate::severity::{ExitCode, Severe, Severity};
 use crate::store::StoreError;
@@ -77,6 +78,9 @@ pub enum RunError {
     Llm { source: LlmError },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The gateway's Files or Batches API (batch mode).
+    #[error("{0}")]
+    Batch(#[from] BatchError),
     #[error(
         "another callq run is already working on department {department}, day {day}; wait for it to finish"
     )]
@@ -117,6 +121,7 @@ impl Severe for RunError {
             RunError::Listing { source, .. } => source.severity(),
             RunError::Llm { source } => source.severity(),
             RunError::Store(e) => e.severity(),
+            RunError::Batch(e) => e.severity(),
             RunError::Locked { .. } | RunError::LockLost { .. } | RunError::Interrupted(_) => {
                 Severity::Unavailable
             }

@@ -4,6 +4,7 @@
 //! ARCHITECTURE.md has the map.
 
 mod answer;
+mod batch;
 mod call;
 mod day;
 mod error;
@@ -14,6 +15,7 @@ use chrono::NaiveDate;
 use crate::checklist;
 use crate::config::RunSettings;
 use crate::domain::Checklist;
+use crate::llm::batch::BatchClient;
 use crate::llm::{LlmClient, PromptBuilder, Template, response_schema};
 use crate::operators::Directory;
 use crate::store::{Revisit, Store};
@@ -21,6 +23,7 @@ use crate::summary::Summary;
 use crate::tbank::{Group, TbankClient};
 
 pub(crate) use answer::{Finished, Judge, Keep, Spent, handle as handle_answer};
+pub use batch::{BatchDesk, Collected, Collector};
 pub use error::{PromptFileError, RunError, Signal};
 pub use stop::Stop;
 
@@ -50,6 +53,8 @@ pub struct Prepared {
     tbank: TbankClient,
     group: Group,
     llm: LlmClient,
+    /// The gateway's Files and Batches API (batch mode, and collecting batches).
+    batch: BatchClient,
     checklist: Checklist,
     prompt: PromptBuilder,
     schema: serde_json::Value,
@@ -96,6 +101,7 @@ pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepare
     }
 
     let llm = LlmClient::new(settings.llm.clone())?;
+    let batch = BatchClient::new(&settings.llm, settings.batch.price_factor)?;
     let tbank = TbankClient::new(settings.tbank.clone())?;
     tbank.login().await?;
     let group = tbank.find_group().await?;
@@ -107,6 +113,7 @@ pub async fn prepare(settings: RunSettings, opts: &RunOptions) -> Result<Prepare
         tbank,
         group,
         llm,
+        batch,
         checklist,
         prompt,
         schema,
@@ -148,10 +155,23 @@ impl Prepared {
         day: NaiveDate,
     ) -> Result<Vec<(NaiveDate, Revisit)>, RunError> {
         let since = day - chrono::Days::new(RETRY_WINDOW_DAYS);
-        Ok(self
+        let department = self.settings.department_id;
+        let mut days = self
             .store
-            .days_to_revisit(self.settings.department_id, since, day, RETRY_MAX_NIGHTS)
-            .await?)
+            .days_to_revisit(department, since, day, RETRY_MAX_NIGHTS)
+            .await?;
+        // A day with calls in a batch not collected yet is not done.
+        for d in self
+            .store
+            .days_with_open_batches(department, since, day)
+            .await?
+        {
+            if !days.iter().any(|(x, _)| *x == d) {
+                days.push((d, Revisit::InBatch));
+            }
+        }
+        days.sort_by_key(|(d, _)| *d);
+        Ok(days)
     }
 
     /// Runs `days` in order, each with why it is visited again (if it is), and hands each

@@ -2,7 +2,9 @@
 //! run can hold a call's claim, so even when the day lock fails (a dropped connection, two
 //! hosts), no call is paid for by two runs at once. A claim is released when the call
 //! ends; a claim whose run is no longer alive (finished, or its process holds no session
-//! on the database any more: `callq_run_alive`, see `lock`) may be taken over.
+//! on the database any more: `callq_run_alive`, see `lock`) may be taken over — unless it
+//! is tied to a batch the gateway may have (`batch_id`, state `creating` or `submitted`):
+//! such a claim lasts as long as the batch, whatever became of the run.
 
 use super::{Store, StoreError};
 
@@ -32,11 +34,15 @@ impl Store {
             let stmt = client
                 .prepare_cached(
                     "INSERT INTO call_claims AS c (call_id, run_id) VALUES ($1, $2)
-                     ON CONFLICT (call_id) DO UPDATE SET run_id = EXCLUDED.run_id, claimed_at = now()
-                     WHERE c.run_id = EXCLUDED.run_id OR NOT EXISTS (
+                     ON CONFLICT (call_id) DO UPDATE SET run_id = EXCLUDED.run_id, claimed_at = now(),
+                         batch_id = NULL
+                     WHERE (c.run_id = EXCLUDED.run_id OR NOT EXISTS (
                          SELECT 1 FROM runs r
                          WHERE r.id = c.run_id AND r.status = 'running'
-                           AND callq_run_alive(r.process_key, r.heartbeat_at))
+                           AND callq_run_alive(r.process_key, r.heartbeat_at)))
+                       AND NOT EXISTS (
+                         SELECT 1 FROM llm_batches b
+                         WHERE b.id = c.batch_id AND b.state IN ('creating', 'submitted'))
                      RETURNING call_id",
                 )
                 .await?;

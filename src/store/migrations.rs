@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0008_canary",
         include_str!("../../db/migrations/0008_canary.sql"),
     ),
+    (
+        9,
+        "0009_batches",
+        include_str!("../../db/migrations/0009_batches.sql"),
+    ),
 ];
 
 /// The table that records applied migrations; db/schema.sql creates it with the same text.

@@ -4,6 +4,7 @@
 //! the directory, `purge` retention, `calibration`, `experiment`, `canary` and `report` the
 //! commands' reads and writes, `rows` the helpers they share.
 
+mod batches;
 mod calibration;
 mod canary;
 mod claims;
@@ -29,6 +30,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::DbSettings;
 use crate::severity::{Severe, Severity};
 
+pub use batches::{BatchCall, BatchLock, BatchRow, CollectedCall, NewBatch, OPEN_STATES};
 pub use calibration::HumanImportCounts;
 pub(crate) use canary::{CanaryAgreement, CanaryNightRecord, CanaryNightRow};
 pub use claims::Claim;

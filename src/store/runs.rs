@@ -50,6 +50,8 @@ pub enum Revisit {
     /// The day's last run left calls to another run that was scoring them
     /// (`claimed_elsewhere`): whether that run saved them is checked again.
     LeftToAnotherRun,
+    /// Calls of the day are in a batch at the gateway not collected yet.
+    InBatch,
 }
 
 impl std::fmt::Display for Revisit {
@@ -61,6 +63,7 @@ impl std::fmt::Display for Revisit {
             Revisit::LeftToAnotherRun => {
                 f.write_str("its last run left calls to another run scoring them")
             }
+            Revisit::InBatch => f.write_str("calls of it are in a batch not collected yet"),
         }
     }
 }

@@ -133,86 +133,97 @@ impl Store {
 
     async fn write_call(&self, r: &CallRecord<'_>) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let save = client.prepare_cached(SAVE_CALL).await?;
-
-        let a = r.analysis;
-        let (total, max, pct) = if a.is_sales_call {
-            (
-                Some(a.total_score),
-                Some(a.max_score),
-                Some(a.performance_percentage),
-            )
-        } else {
-            (None, None, None)
-        };
-        let duration = i32::try_from(r.duration_s).ok();
-        let operator_id = i32::try_from(r.operator_id).ok();
-        let (prompt_tokens, completion_tokens, cached_tokens) = (
-            i32_of(r.usage.prompt_tokens),
-            i32_of(r.usage.completion_tokens),
-            i32_of(r.usage.cached_tokens),
-        );
-        let cost_usd = r.cost.map(|c| c.usd);
-        let cost_source = r.cost.map(|c| c.source.as_str());
-        let e = EvaluationColumns::of(&a.evaluations);
-        let review: Vec<&str> = a.review_reasons.iter().map(|r| r.as_str()).collect();
-        let v = &a.recommendations;
-        let r_cat: Vec<&str> = v.iter().map(|x| x.category.as_str()).collect();
-        let r_issue: Vec<&str> = v.iter().map(|x| x.issue.as_str()).collect();
-        let r_text: Vec<&str> = v.iter().map(|x| x.recommendation.as_str()).collect();
-        let r_prio: Vec<&str> = v.iter().map(|x| x.priority.as_str()).collect();
-        let g_amount: Vec<Option<f64>> = a.agreements.iter().map(|x| x.amount).collect();
-        let g_text: Vec<&str> = a.agreements.iter().map(|x| x.agreement.as_str()).collect();
-        let d = &a.decline_reasons;
-        let d_type: Vec<&str> = d.iter().map(|x| x.reason_type.as_str()).collect();
-        let d_desc: Vec<&str> = d.iter().map(|x| x.reason_description.as_str()).collect();
-        let d_cat: Vec<&str> = d.iter().map(|x| x.product_category.as_str()).collect();
-
-        let params: [&(dyn ToSql + Sync); 39] = [
-            &r.id,
-            &r.start_local,
-            &r.finish_local,
-            &operator_id,
-            &r.department_id,
-            &r.phone,
-            &total,
-            &max,
-            &pct,
-            &r.direction,
-            &duration,
-            &a.is_sales_call,
-            &r.model,
-            &prompt_tokens,
-            &completion_tokens,
-            &cached_tokens,
-            &cost_usd,
-            &r.checklist_version,
-            &r.prompt_version,
-            &r.run_id,
-            &review,
-            &cost_source,
-            &e.category,
-            &e.criterion,
-            &e.score,
-            &e.max_score,
-            &e.reason,
-            &e.evidence,
-            &e.evidence_verified,
-            &r_cat,
-            &r_issue,
-            &r_text,
-            &r_prio,
-            &r.transcript,
-            &g_amount,
-            &g_text,
-            &d_type,
-            &d_desc,
-            &d_cat,
-        ];
-        client.execute(&save, &params).await?;
-        Ok(())
+        write_call_with(&client, r).await
     }
+}
 
+/// The save's one statement on `client`: a pooled connection, or a transaction that
+/// does more around it (a batch's collection marks the call collected in the same commit).
+pub(super) async fn write_call_with<C: deadpool_postgres::GenericClient>(
+    client: &C,
+    r: &CallRecord<'_>,
+) -> Result<(), StoreError> {
+    let save = client.prepare_cached(SAVE_CALL).await?;
+
+    let a = r.analysis;
+    let (total, max, pct) = if a.is_sales_call {
+        (
+            Some(a.total_score),
+            Some(a.max_score),
+            Some(a.performance_percentage),
+        )
+    } else {
+        (None, None, None)
+    };
+    let duration = i32::try_from(r.duration_s).ok();
+    let operator_id = i32::try_from(r.operator_id).ok();
+    let (prompt_tokens, completion_tokens, cached_tokens) = (
+        i32_of(r.usage.prompt_tokens),
+        i32_of(r.usage.completion_tokens),
+        i32_of(r.usage.cached_tokens),
+    );
+    let cost_usd = r.cost.map(|c| c.usd);
+    let cost_source = r.cost.map(|c| c.source.as_str());
+    let e = EvaluationColumns::of(&a.evaluations);
+    let review: Vec<&str> = a.review_reasons.iter().map(|r| r.as_str()).collect();
+    let v = &a.recommendations;
+    let r_cat: Vec<&str> = v.iter().map(|x| x.category.as_str()).collect();
+    let r_issue: Vec<&str> = v.iter().map(|x| x.issue.as_str()).collect();
+    let r_text: Vec<&str> = v.iter().map(|x| x.recommendation.as_str()).collect();
+    let r_prio: Vec<&str> = v.iter().map(|x| x.priority.as_str()).collect();
+    let g_amount: Vec<Option<f64>> = a.agreements.iter().map(|x| x.amount).collect();
+    let g_text: Vec<&str> = a.agreements.iter().map(|x| x.agreement.as_str()).collect();
+    let d = &a.decline_reasons;
+    let d_type: Vec<&str> = d.iter().map(|x| x.reason_type.as_str()).collect();
+    let d_desc: Vec<&str> = d.iter().map(|x| x.reason_description.as_str()).collect();
+    let d_cat: Vec<&str> = d.iter().map(|x| x.product_category.as_str()).collect();
+
+    let params: [&(dyn ToSql + Sync); 39] = [
+        &r.id,
+        &r.start_local,
+        &r.finish_local,
+        &operator_id,
+        &r.department_id,
+        &r.phone,
+        &total,
+        &max,
+        &pct,
+        &r.direction,
+        &duration,
+        &a.is_sales_call,
+        &r.model,
+        &prompt_tokens,
+        &completion_tokens,
+        &cached_tokens,
+        &cost_usd,
+        &r.checklist_version,
+        &r.prompt_version,
+        &r.run_id,
+        &review,
+        &cost_source,
+        &e.category,
+        &e.criterion,
+        &e.score,
+        &e.max_score,
+        &e.reason,
+        &e.evidence,
+        &e.evidence_verified,
+        &r_cat,
+        &r_issue,
+        &r_text,
+        &r_prio,
+        &r.transcript,
+        &g_amount,
+        &g_text,
+        &d_type,
+        &d_desc,
+        &d_cat,
+    ];
+    client.execute(&save, &params).await?;
+    Ok(())
+}
+
+impl Store {
     /// Records (or re-records) a call that failed; the next run picks it up again because
     /// it still has no row in `calls`.
     pub async fn record_failure(&self, f: &Failure<'_>) -> Result<(), StoreError> {

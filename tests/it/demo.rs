@@ -15,7 +15,40 @@ fn options(dir: &std::path::Path, database: Option<String>) -> DemoOptions {
         keep: false,
         database,
         lang: ReportLang::Ru,
+        batch: false,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_batch_scores_the_same_nights_through_batches() {
+    callq::tls::install_crypto_provider();
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = DemoOptions {
+        batch: true,
+        ..options(dir.path(), Some(db.url.clone()))
+    };
+    let outcome = callq::demo::run(&opts).await.expect("the demo runs");
+    assert_eq!(outcome.run_exit, ExitCode::Ok);
+    let c = db.client().await;
+    let count = |sql: &'static str| {
+        let c = &c;
+        async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let scored = (0..20)
+        .filter(|i| matches!(world::kind(*i), Kind::Sale | Kind::NotSales))
+        .count() as i64
+        * 2;
+    assert_eq!(count("SELECT count(*) FROM calls").await, scored);
+    assert_eq!(
+        count("SELECT count(*) FROM calls WHERE cost_source <> 'batch'").await,
+        0
+    );
+    // One batch per night, both collected.
+    assert_eq!(
+        count("SELECT count(*) FROM llm_batches WHERE state = 'collected'").await,
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -511,3 +511,41 @@ async fn litellm_passes_files_and_batches_through_to_the_provider() {
     assert_eq!(answered[0]["response"]["status_code"], 200);
     assert_eq!(llm.batch_lines(), 4, "half of each of the two batches");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a LiteLLM proxy: scripts/test-litellm"]
+async fn litellm_a_batch_night_through_the_proxy_is_stored_as_a_sync_night() {
+    let h = Harness::start(night()).await;
+    let proxy = Proxy::start(&[Route {
+        name: "gpt-test",
+        fake_base_url: h.llm.base_url(),
+        max_parallel_requests: None,
+    }])
+    .await;
+    through(&h, &proxy, "gpt-test", MASTER_KEY, "LLM_MODE=batch\n");
+
+    let env = callq::config::Env::load_with(&h.env_path, true, Vec::new());
+    let (code, lines) = callq::commands::check::check_lines(&env).await;
+    let out = lines.join("\n");
+    assert_eq!(code, ExitCode::Ok, "{out}");
+    assert!(out.contains("✓ LLM batches"), "{out}");
+    let probes = h.llm.completions();
+
+    // Submitted through the proxy, then collected by the next run through it too.
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.llm.batches_created(), 1);
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 0);
+    assert_eq!(h.run(&[]).await, ExitCode::Ok);
+    assert_eq!(h.llm.completions(), probes, "no synchronous request");
+    let direct = Harness::start(night()).await;
+    assert_eq!(direct.run(&[]).await, ExitCode::Ok);
+    assert_eq!(comparable(&h).await, comparable(&direct).await);
+    assert_eq!(
+        h.count("SELECT count(*) FROM calls WHERE cost_source = 'batch'")
+            .await,
+        h.count("SELECT count(*) FROM calls").await
+    );
+    let ids = h.llm.batch_custom_ids();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "{ids:?}");
+}

@@ -1,6 +1,7 @@
 //! The integration tests, one binary (one link) for all of them. Each module is one area;
 //! `common` is the end-to-end harness (a database per test, the fakes, the env file).
 
+mod batch;
 mod bi_views;
 mod binary;
 mod calibrate;
