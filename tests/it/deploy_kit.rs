@@ -91,6 +91,7 @@ fn published() -> Metrics {
             median: figures,
         },
     ));
+    text.push_str(&callq::metrics::render_batches(7, &[], None));
     let sample = Regex::new(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\} \S+$").unwrap();
     let mut metrics = Metrics::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
