@@ -40,47 +40,40 @@ pub struct Check {
 
 /// A transcript prepared for checking any number of quotes.
 pub struct TranscriptIndex {
-    /// Each word as an index into `vocabulary`.
+    /// Each word as its id: the number of distinct words read before its first sighting.
     words: Vec<usize>,
-    vocabulary: Vec<String>,
     ids: HashMap<String, usize>,
 }
 
 impl TranscriptIndex {
     pub fn new(text: &str) -> TranscriptIndex {
-        let mut ids: HashMap<String, usize> = HashMap::new();
-        let mut vocabulary = Vec::new();
-        let mut words = Vec::new();
-        // Each word is looked up where it was read: only a new word is copied.
+        // Sized for the text up front (a word and its separator take at least two bytes),
+        // so a night's transcripts do not regrow them word by word.
+        let mut ids: HashMap<String, usize> = HashMap::with_capacity(text.len() / 8);
+        let mut words = Vec::with_capacity(text.len() / 4);
+        // Each word is looked up where it was read: only a new word is copied, once.
         for_each_word(text, |w| {
             let id = match ids.get(w) {
                 Some(&id) => id,
                 None => {
-                    ids.insert(w.to_string(), vocabulary.len());
-                    vocabulary.push(w.to_string());
-                    vocabulary.len() - 1
+                    let id = ids.len();
+                    ids.insert(w.to_string(), id);
+                    id
                 }
             };
             words.push(id);
         });
-        TranscriptIndex {
-            words,
-            vocabulary,
-            ids,
-        }
+        TranscriptIndex { words, ids }
     }
 
     /// `None` when the quote has no words (nothing was quoted).
     pub fn check(&self, quote: &str) -> Option<Check> {
-        let fragments: Vec<Vec<String>> = quote
+        // One buffer for every fragment's word ids.
+        let mut ids = Vec::new();
+        let similarity = quote
             .split("...")
             .flat_map(|f| f.split('…'))
-            .map(normalize_words)
-            .filter(|w| !w.is_empty())
-            .collect();
-        let similarity = fragments
-            .iter()
-            .map(|f| self.best_similarity(f))
+            .filter_map(|f| self.fragment_similarity(f, &mut ids))
             .reduce(f64::min)?;
         Some(Check {
             found: similarity >= NEAR_MATCH,
@@ -88,20 +81,36 @@ impl TranscriptIndex {
         })
     }
 
+    /// The similarity of one fragment of a quote; `None` when it has no words.
+    fn fragment_similarity(&self, fragment: &str, ids: &mut Vec<Option<usize>>) -> Option<f64> {
+        // Most quotes are verbatim: their words are looked up where they are read and found
+        // word for word, with no word copied and no edit distance.
+        ids.clear();
+        for_each_word(fragment, |w| ids.push(self.ids.get(w).copied()));
+        if ids.is_empty() {
+            return None;
+        }
+        if self.words.is_empty() {
+            return Some(0.0);
+        }
+        if self.contains_exactly(ids) {
+            return Some(1.0);
+        }
+        Some(self.best_similarity(&normalize_words(fragment)))
+    }
+
     /// The similarity of `quote` to the run of transcript words it matches best: an
     /// alignment where the run may start and end anywhere in the transcript for free.
     fn best_similarity(&self, quote: &[String]) -> f64 {
-        if self.words.is_empty() {
-            return 0.0;
-        }
-        // Most quotes are verbatim: found word for word without any edit distance.
-        if self.contains_exactly(quote) {
-            return 1.0;
+        // The distinct words by id; needed only here, for a quote not found word for word.
+        let mut vocabulary = vec![""; self.ids.len()];
+        for (w, &id) in &self.ids {
+            vocabulary[id] = w.as_str();
         }
         // Substitution costs per (quote word, distinct transcript word), computed once.
         let cost: Vec<Vec<f64>> = quote
             .iter()
-            .map(|q| self.vocabulary.iter().map(|t| word_cost(q, t)).collect())
+            .map(|q| vocabulary.iter().map(|t| word_cost(q, t)).collect())
             .collect();
         let m = self.words.len();
         let mut prev = vec![0.0_f64; m + 1];
@@ -122,18 +131,15 @@ impl TranscriptIndex {
 }
 
 impl TranscriptIndex {
-    /// Whether `quote`'s words occur in the transcript as they are, one after another.
-    fn contains_exactly(&self, quote: &[String]) -> bool {
-        let Some(ids) = quote
-            .iter()
-            .map(|w| self.ids.get(w).copied())
-            .collect::<Option<Vec<usize>>>()
-        else {
+    /// Whether the quote's words (their ids; `None` for a word the transcript lacks)
+    /// occur in the transcript as they are, one after another.
+    fn contains_exactly(&self, quote: &[Option<usize>]) -> bool {
+        if quote.iter().any(Option::is_none) {
             return false;
-        };
+        }
         self.words
-            .windows(ids.len())
-            .any(|run| run == ids.as_slice())
+            .windows(quote.len())
+            .any(|run| run.iter().zip(quote).all(|(w, q)| Some(*w) == *q))
     }
 }
 
@@ -191,9 +197,9 @@ fn for_each_word(text: &str, mut f: impl FnMut(&str)) {
     end_word(&mut f, &mut word, false);
 }
 
-/// `Some(Some(lowered))` for a letter or digit, `Some(None)` for a separator, `None` when
-/// Unicode's tables must decide.
-fn fast_lower(c: char) -> Option<Option<char>> {
+/// `Some(Some(lowered))` for a letter or digit (`ё` as `е`), `Some(None)` for a
+/// separator, `None` when Unicode's tables must decide.
+pub(crate) fn fast_lower(c: char) -> Option<Option<char>> {
     match c {
         'a'..='z' | '0'..='9' | 'а'..='я' => Some(Some(c)),
         'A'..='Z' => Some(Some(c.to_ascii_lowercase())),

@@ -280,12 +280,22 @@ fn text(obj: &Map<String, Value>, field: &str) -> String {
 }
 
 /// Lowercase letters and digits only, `ё` read as `е`: what "the same name" means.
+///
+/// Every name of every answer (and of the checklist, per answer) goes through it: ASCII
+/// and Cyrillic are decided without Unicode's tables.
 fn normalise(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .map(|c| if c == 'ё' { 'е' } else { c })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match crate::evidence::fast_lower(c) {
+            Some(Some(l)) => out.push(l),
+            Some(None) => {}
+            None if c.is_alphanumeric() => {
+                out.extend(c.to_lowercase().map(|l| if l == 'ё' { 'е' } else { l }));
+            }
+            None => {}
+        }
+    }
+    out
 }
 
 /// The index of the checklist criterion `category`/`criterion` names, matched as the
@@ -409,18 +419,19 @@ fn evaluation(
     };
     let category = text(obj, "category");
     let criterion = text(obj, "criterion");
-    let label = format!("'{}' / '{}'", short(&category), short(&criterion));
+    // Written only for an evaluation that is dropped.
+    let dropped = |why: &str| format!("'{}' / '{}': {why}", short(&category), short(&criterion));
     let Some(score) = obj.get("score_given").and_then(number) else {
-        return Err(format!("{label}: no numeric score_given"));
+        return Err(dropped("no numeric score_given"));
     };
     if obj.get("max_score").and_then(number).is_none() {
-        return Err(format!("{label}: no numeric max_score"));
+        return Err(dropped("no numeric max_score"));
     }
     let Some(i) = matcher.criterion(&category, &criterion) else {
-        return Err(format!("{label}: matches no checklist criterion"));
+        return Err(dropped("matches no checklist criterion"));
     };
     if std::mem::replace(&mut taken[i], true) {
-        return Err(format!("{label}: criterion already evaluated"));
+        return Err(dropped("criterion already evaluated"));
     }
     let c = &checklist.criteria[i];
     Ok(Evaluation {
@@ -731,6 +742,27 @@ mod tests {
             "{:?}",
             p.notes
         );
+    }
+
+    #[test]
+    fn names_normalise_as_unicode_lowercasing_does() {
+        // What `normalise` did before its ASCII/Cyrillic shortcut: the reference.
+        fn reference(s: &str) -> String {
+            s.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .map(|c| if c == 'ё' { 'е' } else { c })
+                .collect()
+        }
+        for s in [
+            "1. Приветствие и представление",
+            "ЁЛКА ёжик Ёж — «Работа с возражениями»!",
+            "Straße ÉCOLE İstanbul naïve ½ №5 🙂 e-mail: A.B@C.RU",
+            "",
+        ] {
+            assert_eq!(normalise(s), reference(s), "{s}");
+        }
+        assert_eq!(normalise("Ё-моё, ОК 2"), "емоеок2");
     }
 
     #[test]
