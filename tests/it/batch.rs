@@ -680,7 +680,8 @@ async fn malformed_result_lines_are_counted_the_rest_saved_and_their_calls_sent_
     // One line cut off half-way (not JSON), one whose body is not a chat completion.
     h.llm.corrupt_batch_output(&custom_id(cut));
     h.llm.misanswer_batch_line(&custom_id(misanswered));
-    hold.finish();
+    // Finished, and later batches are not held.
+    drop(hold);
 
     let (code, stdout, stderr) = callq_bin(&h, &["batch", "collect", "--json"]).await;
     assert_eq!(code, ExitCode::SomeFailed as i32, "{stdout}\n{stderr}");

@@ -1258,11 +1258,10 @@ fn answer_lines(
         };
         let spoil = st.batch.state.lock().corrupt.remove(&custom_id);
         let written = match spoil {
-            None => record.to_string(),
+            None => record.to_string().into_bytes(),
             Some(how) => spoiled(record, how),
         };
-        sink.write_all(written.as_bytes())
-            .expect("write a batch's output");
+        sink.write_all(&written).expect("write a batch's output");
         sink.write_all(b"\n").expect("write a batch's output");
         st.batch.lines.bump();
         st.batch.custom_ids.lock().push(custom_id);
@@ -1273,11 +1272,13 @@ fn answer_lines(
 }
 
 /// A result line spoiled as `how` says; see [`FakeLlm::corrupt_batch_output`].
-fn spoiled(mut record: Value, how: BadLine) -> String {
+fn spoiled(mut record: Value, how: BadLine) -> Vec<u8> {
     match how {
         BadLine::NotJson => {
-            let text = record.to_string();
-            text[..text.len() / 2].to_string()
+            // Cut as a broken stream would: mid-character, if that is where half falls.
+            let mut bytes = record.to_string().into_bytes();
+            bytes.truncate(bytes.len() / 2);
+            bytes
         }
         BadLine::NotACompletion => {
             record["response"]["body"] = json!({
@@ -1286,7 +1287,7 @@ fn spoiled(mut record: Value, how: BadLine) -> String {
                 "status": "completed",
                 "output": [],
             });
-            record.to_string()
+            record.to_string().into_bytes()
         }
     }
 }
