@@ -279,7 +279,11 @@ impl BatchClient {
     /// Uploads an input file (`purpose=batch`), streamed from disk from its start;
     /// returns its id. The file may have no name (an unnamed temporary file): each
     /// attempt reads it through a handle of its own, rewound.
-    pub async fn upload(&self, source: &std::fs::File, filename: &str) -> Result<String, BatchError> {
+    pub async fn upload(
+        &self,
+        source: &std::fs::File,
+        filename: &str,
+    ) -> Result<String, BatchError> {
         let url = format!("{}/files", self.inner.base);
         let what = "the batch file's upload";
         let fatal = |e: std::io::Error| Attempt::Fatal(BatchError::File(e.to_string()));

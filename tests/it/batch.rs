@@ -646,7 +646,10 @@ async fn a_batch_the_gateway_refuses_is_sent_again_in_a_new_batch_each_call_paid
     let (new, refused) = (&status[0], &status[1]);
     assert_eq!(refused["state"], "collected", "{refused}");
     assert_eq!(refused["gateway_status"], "failed", "{refused}");
-    assert_eq!((&refused["saved"], &refused["failed"]), (&0.into(), &CALLS.into()));
+    assert_eq!(
+        (&refused["saved"], &refused["failed"]),
+        (&0.into(), &CALLS.into())
+    );
     assert!(
         refused["last_error"]
             .as_str()

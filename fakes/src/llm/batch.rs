@@ -913,7 +913,11 @@ impl Worker<'_> {
         while let Some(step) = self.next_step() {
             match step {
                 Step::Validate(input, refuse) => {
-                    let outcome = if refuse { Err(vec![refusal()]) } else { validate(&input) };
+                    let outcome = if refuse {
+                        Err(vec![refusal()])
+                    } else {
+                        validate(&input)
+                    };
                     let mut state = self.st.batch.state.lock();
                     let b = state.batch(self.id).expect("a batch is never removed");
                     match outcome {

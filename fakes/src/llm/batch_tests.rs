@@ -740,15 +740,29 @@ async fn a_spoiled_result_line_is_billed_once_and_the_next_answer_is_sound() {
         .unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(serde_json::from_str::<Value>(lines[0]).is_err(), "{}", lines[0]);
-    assert!(lines[0].contains("\"call-0\""), "cut after its custom_id: {}", lines[0]);
+    assert!(
+        serde_json::from_str::<Value>(lines[0]).is_err(),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("\"call-0\""),
+        "cut after its custom_id: {}",
+        lines[0]
+    );
     let misanswered: Value = serde_json::from_str(lines[1]).unwrap();
     assert_eq!(misanswered["custom_id"], json!("call-1"));
     assert_eq!(misanswered["response"]["status_code"], json!(200));
-    assert!(misanswered["response"]["body"]["choices"].is_null(), "{misanswered}");
+    assert!(
+        misanswered["response"]["body"]["choices"].is_null(),
+        "{misanswered}"
+    );
     assert_eq!(misanswered["response"]["body"]["object"], json!("response"));
     let sound: Value = serde_json::from_str(lines[2]).unwrap();
-    assert_eq!(sound["response"]["body"]["object"], json!("chat.completion"));
+    assert_eq!(
+        sound["response"]["body"]["object"],
+        json!("chat.completion")
+    );
     assert_eq!(llm.batch_lines(), 3, "spoiled lines are billed too");
 
     // The spoiling is spent: the same calls in a second batch are answered soundly.
