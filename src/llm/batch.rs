@@ -7,7 +7,6 @@
 //! exactly as a synchronous answer is.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use futures::TryStreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use tokio::io::AsyncBufRead;
+use tokio::io::{AsyncBufRead, AsyncSeekExt};
 
 use crate::domain::{Checklist, Cost, CostSource};
 use crate::llm::client::{Analyzed, LlmSettings};
@@ -277,20 +276,23 @@ impl BatchClient {
         line
     }
 
-    /// Uploads an input file (`purpose=batch`), streamed from disk; returns its id.
-    pub async fn upload(&self, path: &Path, filename: &str) -> Result<String, BatchError> {
+    /// Uploads an input file (`purpose=batch`), streamed from disk from its start;
+    /// returns its id. The file may have no name (an unnamed temporary file): each
+    /// attempt reads it through a handle of its own, rewound.
+    pub async fn upload(
+        &self,
+        source: &std::fs::File,
+        filename: &str,
+    ) -> Result<String, BatchError> {
         let url = format!("{}/files", self.inner.base);
         let what = "the batch file's upload";
+        let fatal = |e: std::io::Error| Attempt::Fatal(BatchError::File(e.to_string()));
         let file: FileObject = self
             .call(what, || async {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(|e| Attempt::Fatal(BatchError::File(e.to_string())))?;
-                let len = file
-                    .metadata()
-                    .await
-                    .map_err(|e| Attempt::Fatal(BatchError::File(e.to_string())))?
-                    .len();
+                let mut file = tokio::fs::File::from_std(source.try_clone().map_err(fatal)?);
+                // A clone shares the offset: an earlier attempt may have read it all.
+                file.rewind().await.map_err(fatal)?;
+                let len = file.metadata().await.map_err(fatal)?.len();
                 let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
                 let part = reqwest::multipart::Part::stream_with_length(body, len)
                     .file_name(filename.to_string())

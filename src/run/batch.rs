@@ -3,8 +3,9 @@
 //!
 //! Submitting ([`Submitter`]): each call's transcript is fetched, masked and its prompt
 //! rendered exactly as in sync mode; the call is claimed, and its request line is appended
-//! to a temporary file while its row (what the save needs, and the masked text the evidence
-//! check reads) goes to `llm_batch_calls`. The batch's row — the intent, with a random tag —
+//! to an unnamed temporary file (gone with the process, however it ends) while its row
+//! (what the save needs, and the masked text the evidence check reads) goes to
+//! `llm_batch_calls`. The batch's row — the intent, with a random tag —
 //! exists before anything is uploaded. A file full by LLM_BATCH_MAX_REQUESTS or
 //! LLM_BATCH_MAX_BYTES is uploaded, its batch created (metadata: callq, department, day,
 //! run, tag), and each id recorded as it comes.
@@ -70,7 +71,7 @@ pub(super) struct Submitted {
 struct Part {
     id: i64,
     tag: String,
-    file: std::io::BufWriter<tempfile::NamedTempFile>,
+    file: std::io::BufWriter<std::fs::File>,
     requests: usize,
     bytes: u64,
     /// Rows not written to `llm_batch_calls` yet.
@@ -187,11 +188,9 @@ impl<'a> Submitter<'a> {
                 prompt_version: &p.prompt_version,
             })
             .await?;
-        let file = tempfile::Builder::new()
-            .prefix("callq-batch-")
-            .suffix(".jsonl")
-            .tempfile()
-            .map_err(|e| BatchError::File(e.to_string()))?;
+        // Unnamed: the masked transcripts in it go with the process however it ends,
+        // a SIGKILL included.
+        let file = tempfile::tempfile().map_err(|e| BatchError::File(e.to_string()))?;
         Ok(Part {
             id,
             tag,
@@ -234,7 +233,7 @@ impl<'a> Submitter<'a> {
             "callq-{}-{}-{}.jsonl",
             p.settings.department_id, self.day, part.id
         );
-        let file_id = match p.batch.upload(file.path(), &name).await {
+        let file_id = match p.batch.upload(&file, &name).await {
             Ok(id) => id,
             Err(e) => return self.give_back(&part, e, state).await,
         };

@@ -3,6 +3,7 @@
 //! sleeps), and the real binary killed with SIGKILL where a crash is the point.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Stdio;
 
 use callq::run::{BatchDesk, Stop};
@@ -400,12 +401,18 @@ async fn with_transcript_store_none_nothing_of_the_transcript_outlives_the_batch
     assert_eq!(h.count("SELECT count(*) FROM call_transcripts").await, 0);
 }
 
-/// Starts `callq run --batch` (the binary) and returns it once `gate` holds its request.
-async fn batch_run_held_at(h: &Harness, gate: &callq_fakes::Gate) -> tokio::process::Child {
+/// Starts `callq run --batch` (the binary) with `tmp` as its TMPDIR and returns it once
+/// `gate` holds its request.
+async fn batch_run_held_at(
+    h: &Harness,
+    gate: &callq_fakes::Gate,
+    tmp: &Path,
+) -> tokio::process::Child {
     let date = day().to_string();
     let child = callq()
         .args(["run", "--batch", "--date", &date, "--env-file"])
         .arg(&h.env_path)
+        .env("TMPDIR", tmp)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -415,13 +422,27 @@ async fn batch_run_held_at(h: &Harness, gate: &callq_fakes::Gate) -> tokio::proc
     child
 }
 
+/// The names in `dir` a batch input file would have had as a named temporary file.
+fn batch_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("callq-batch-"))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_killed_during_the_upload_leaves_calls_the_next_run_scores_once() {
     let h = Harness::start(world(distinct_calls(CALLS))).await;
+    let tmp = tempfile::tempdir().unwrap();
     let gate = h.llm.hold_uploads();
-    let mut killed = batch_run_held_at(&h, &gate).await;
+    let mut killed = batch_run_held_at(&h, &gate, tmp.path()).await;
+    // The whole file is written and being uploaded: it has no name even now.
+    assert_eq!(batch_files(tmp.path()), Vec::<String>::new());
     killed.kill().await.unwrap();
     gate.release();
+    // Nothing of the masked transcripts it held is left on disk.
+    assert_eq!(batch_files(tmp.path()), Vec::<String>::new());
     let states: Vec<String> =
         h.db.client()
             .await
@@ -444,8 +465,9 @@ async fn a_run_killed_during_the_upload_leaves_calls_the_next_run_scores_once() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_created_but_not_recorded_is_found_by_its_tag_and_paid_once() {
     let h = Harness::start(world(distinct_calls(CALLS))).await;
+    let tmp = tempfile::tempdir().unwrap();
     let gate = h.llm.hold_batch_creation();
-    let mut killed = batch_run_held_at(&h, &gate).await;
+    let mut killed = batch_run_held_at(&h, &gate, tmp.path()).await;
     killed.kill().await.unwrap();
     gate.release();
     assert_eq!(h.llm.batches_created(), 1);
@@ -557,4 +579,185 @@ async fn check_says_whether_the_gateway_takes_batches() {
         out.contains("✗ LLM batches") && out.contains("files_settings"),
         "{out}"
     );
+}
+
+/// The binary with `args` and the test's env file: its exit code, stdout and stderr.
+async fn callq_bin(h: &Harness, args: &[&str]) -> (i32, String, String) {
+    let out = callq()
+        .args(args)
+        .arg("--env-file")
+        .arg(&h.env_path)
+        .output()
+        .await
+        .unwrap();
+    let code = out.status.code().expect("exited");
+    (code, text(&out.stdout), text(&out.stderr))
+}
+
+/// `callq batch status --json`: every batch, newest first.
+async fn batch_status(h: &Harness) -> Vec<Value> {
+    let (code, stdout, stderr) = callq_bin(h, &["batch", "status", "--json"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    v["batches"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_the_gateway_refuses_is_sent_again_in_a_new_batch_each_call_paid_once() {
+    let h = Harness::start(world(distinct_calls(CALLS))).await;
+    let date = day().to_string();
+    h.llm.fail_next_batches(1);
+    let (code, report) = run_json(&h, &["run", "--batch", "--date", &date]).await;
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["days"][0]["outcomes"]["in_batch"], CALLS, "{report}");
+    // Refused at the gateway at once; callq learns it when it next collects.
+    let at_gateway = h.llm.batches();
+    assert_eq!(at_gateway.len(), 1);
+    assert_eq!(at_gateway[0]["status"], "failed", "{at_gateway:?}");
+    assert_eq!(h.llm.batch_lines(), 0);
+
+    // The next run collects the refusal: every call failed, recorded with the gateway's
+    // reason, and the day's run puts them into a new batch at once.
+    let (code, stdout, stderr) = callq_bin(&h, &["run", "--batch", "--date", &date]).await;
+    assert_eq!(code, ExitCode::SomeFailed as i32, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "batches: 1 collected (0 scored, 0 not sales, {CALLS} failed"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("{CALLS} call(s) without an answer"))
+            && stderr.contains("the gateway refused the batch: Enqueued token limit reached"),
+        "{stderr}"
+    );
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, 0);
+    assert_eq!(
+        h.count(
+            "SELECT count(*) FROM call_failures WHERE stage = 'batch' AND attempts = 1 \
+             AND error LIKE '%refused the batch: Enqueued token limit reached%'"
+        )
+        .await,
+        CALLS as i64
+    );
+    assert_eq!(h.llm.batches_created(), 2);
+    let status = batch_status(&h).await;
+    assert_eq!(status.len(), 2, "{status:?}");
+    let (new, refused) = (&status[0], &status[1]);
+    assert_eq!(refused["state"], "collected", "{refused}");
+    assert_eq!(refused["gateway_status"], "failed", "{refused}");
+    assert_eq!(
+        (&refused["saved"], &refused["failed"]),
+        (&0.into(), &CALLS.into())
+    );
+    assert!(
+        refused["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Enqueued token limit reached"),
+        "{refused}"
+    );
+    assert_eq!(new["state"], "submitted", "{new}");
+    assert_eq!(new["calls"], CALLS, "{new}");
+
+    // The run after collects the new batch: every call saved, nothing failed, each line
+    // answered (and paid) once.
+    let (code, report) = run_json(&h, &["run", "--batch", "--date", &date]).await;
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["batches"]["scored"], CALLS, "{report}");
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, CALLS as i64);
+    assert_eq!(h.count("SELECT count(*) FROM call_failures").await, 0);
+    assert_eq!(h.count("SELECT count(*) FROM call_claims").await, 0);
+    assert_eq!(h.llm.batches_created(), 2);
+    assert_each_line_paid_once(&h, CALLS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_result_lines_are_counted_the_rest_saved_and_their_calls_sent_again() {
+    let h = Harness::start(world(distinct_calls(CALLS))).await;
+    let date = day().to_string();
+    let hold = h.llm.hold_batches();
+    assert_eq!(h.run(&["--batch"]).await, ExitCode::Ok);
+    let ids = query_i64(&h, "SELECT call_id FROM llm_batch_calls ORDER BY call_id").await;
+    let (cut, misanswered) = (ids[0], ids[1]);
+    // One line cut off half-way (not JSON), one whose body is not a chat completion.
+    h.llm.corrupt_batch_output(&custom_id(cut));
+    h.llm.misanswer_batch_line(&custom_id(misanswered));
+    // Finished, and later batches are not held.
+    drop(hold);
+
+    let (code, stdout, stderr) = callq_bin(&h, &["batch", "collect", "--json"]).await;
+    assert_eq!(code, ExitCode::SomeFailed as i32, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let collected = &report["batches"];
+    assert_eq!(collected["batches_collected"], 1, "{report}");
+    assert_eq!(collected["bad_lines"], 1, "{report}");
+    assert_eq!(collected["repeated_lines"], 0, "{report}");
+    assert_eq!(collected["failed"], 2, "{report}");
+    assert!(
+        stderr.contains("a result line cannot be read (not JSON"),
+        "{stderr}"
+    );
+    let saved = query_i64(&h, "SELECT id FROM calls ORDER BY id").await;
+    assert_eq!(saved, ids[2..].to_vec());
+    assert_eq!(
+        h.count("SELECT bad_lines::bigint FROM llm_batches").await,
+        1
+    );
+    // Neither call is lost: the unreadable line's call counts as unanswered, the other
+    // as an answer that did not validate; both wait in call_failures for the next batch.
+    let c = h.db.client().await;
+    let failures: Vec<(i64, String, String)> = c
+        .query(
+            "SELECT call_id, stage, error FROM call_failures ORDER BY call_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert_eq!(failures[0].0, cut);
+    assert_eq!(failures[0].1, "batch");
+    assert!(failures[0].2.contains("held no answer"), "{failures:?}");
+    assert_eq!(failures[1].0, misanswered);
+    assert_eq!(failures[1].1, "llm");
+
+    // What was saved stays as it is: the next nights only add the two calls.
+    let kept: Vec<String> = h
+        .snapshot()
+        .await
+        .into_iter()
+        .filter(|l| !l.starts_with("call_failures: "))
+        .collect();
+    assert!(!kept.is_empty());
+    assert_eq!(h.run(&["--batch"]).await, ExitCode::Ok);
+    let resent = query_i64(
+        &h,
+        "SELECT call_id FROM llm_batch_calls WHERE state = 'pending' ORDER BY call_id",
+    )
+    .await;
+    assert_eq!(resent, vec![cut, misanswered]);
+    assert_eq!(h.llm.batches_created(), 2);
+    let (code, report) = run_json(&h, &["run", "--batch", "--date", &date]).await;
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["batches"]["bad_lines"], 0, "{report}");
+    assert_eq!(h.count("SELECT count(*) FROM calls").await, CALLS as i64);
+    assert_eq!(h.count("SELECT count(*) FROM call_failures").await, 0);
+    let after = h.snapshot().await;
+    for row in &kept {
+        assert!(after.contains(row), "changed or gone: {row}");
+    }
+    // The two spoiled lines were answered (and billed) twice, every other call once.
+    let mut billed = h.llm.batch_custom_ids();
+    billed.sort();
+    let mut expected: Vec<String> = ids.iter().map(|id| custom_id(*id)).collect();
+    expected.extend([custom_id(cut), custom_id(misanswered)]);
+    expected.sort();
+    assert_eq!(billed, expected);
+}
+
+fn custom_id(call_id: i64) -> String {
+    format!("call-{call_id}")
 }

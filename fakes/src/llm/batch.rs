@@ -142,6 +142,11 @@ struct BatchState {
     /// The hold new batches are created under, if any.
     hold: Option<u64>,
     holds_made: u64,
+    /// Batches still to be refused at validation; see [`FakeLlm::fail_next_batches`].
+    fail_next: usize,
+    /// Output lines still to be spoiled, by `custom_id`; see
+    /// [`FakeLlm::corrupt_batch_output`].
+    corrupt: HashMap<String, BadLine>,
 }
 
 impl BatchState {
@@ -254,6 +259,8 @@ struct Batch {
     end: Option<End>,
     /// A worker thread is moving this batch on; requests about it wait.
     busy: bool,
+    /// Refused at validation whatever its file holds ([`FakeLlm::fail_next_batches`]).
+    refuse: bool,
 }
 
 /// An output or error file being written.
@@ -378,7 +385,47 @@ impl Drop for BatchHold {
     }
 }
 
+/// How a line of a batch's output file is spoiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BadLine {
+    /// [`FakeLlm::corrupt_batch_output`]: the line is cut off half-way, not JSON.
+    NotJson,
+    /// [`FakeLlm::misanswer_batch_line`]: a well-formed line whose `body` is not a chat
+    /// completion.
+    NotACompletion,
+}
+
 impl FakeLlm {
+    /// The next `n` batches created fail validation at once, as a provider refusing their
+    /// input file does: status `failed` with an `errors.data` entry, no line answered,
+    /// nothing billed, no output or error file.
+    pub fn fail_next_batches(&self, n: usize) {
+        self.state.batch.state.lock().fail_next = n;
+    }
+
+    /// The next time a batch answers the line of `custom_id`, its result line is cut off
+    /// half-way: not JSON. The line is still answered and billed (it counts in
+    /// [`FakeLlm::batch_lines`]); later answers for the same `custom_id` are sound.
+    pub fn corrupt_batch_output(&self, custom_id: &str) {
+        self.spoil(custom_id, BadLine::NotJson);
+    }
+
+    /// As [`FakeLlm::corrupt_batch_output`], but the line is well-formed JSON whose
+    /// `response.body` is not a chat completion (a Responses API object, no `choices`),
+    /// as a gateway mixing up its endpoints might answer.
+    pub fn misanswer_batch_line(&self, custom_id: &str) {
+        self.spoil(custom_id, BadLine::NotACompletion);
+    }
+
+    fn spoil(&self, custom_id: &str, how: BadLine) {
+        self.state
+            .batch
+            .state
+            .lock()
+            .corrupt
+            .insert(custom_id.to_string(), how);
+    }
+
     /// From now until the returned hold is dropped, batches created stay `in_progress`
     /// (after validation: a malformed file still fails at once) until the hold finishes
     /// or expires them. A new hold replaces an earlier one for batches created after it.
@@ -720,7 +767,9 @@ async fn create(State(st): State<Arc<Llm>>, headers: HeaderMap, body: Bytes) -> 
             allowed: 0.0,
             end: None,
             busy: true,
+            refuse: state.fail_next > 0,
         };
+        state.fail_next = state.fail_next.saturating_sub(1);
         let object = batch.object();
         state.batches.push(batch);
         object
@@ -843,7 +892,7 @@ struct Worker<'a> {
 
 /// One step of a worker, decided under the lock and done outside it.
 enum Step {
-    Validate(Arc<StoredFile>),
+    Validate(Arc<StoredFile>, bool),
     Answer {
         input: Arc<StoredFile>,
         from: u64,
@@ -863,8 +912,12 @@ impl Worker<'_> {
     fn run(&self) {
         while let Some(step) = self.next_step() {
             match step {
-                Step::Validate(input) => {
-                    let outcome = validate(&input);
+                Step::Validate(input, refuse) => {
+                    let outcome = if refuse {
+                        Err(vec![refusal()])
+                    } else {
+                        validate(&input)
+                    };
                     let mut state = self.st.batch.state.lock();
                     let b = state.batch(self.id).expect("a batch is never removed");
                     match outcome {
@@ -932,7 +985,7 @@ impl Worker<'_> {
         let mut state = self.st.batch.state.lock();
         let b = state.batch(self.id).expect("a batch is never removed");
         let step = match b.status {
-            Status::Validating => Some(Step::Validate(Arc::clone(&b.input))),
+            Status::Validating => Some(Step::Validate(Arc::clone(&b.input), b.refuse)),
             Status::InProgress | Status::Cancelling if b.errors.is_none() => {
                 let target = b.target();
                 if b.answered < target {
@@ -1040,6 +1093,18 @@ impl Drop for Worker<'_> {
 
 fn line_error(code: &str, message: String, param: Option<&str>, line: usize) -> Value {
     json!({"code": code, "message": message, "param": param, "line": line})
+}
+
+/// Why a batch of [`FakeLlm::fail_next_batches`] is refused: what OpenAI answers for a
+/// well-formed file it will not take, its organisation's queue of batch tokens being full.
+fn refusal() -> Value {
+    json!({
+        "code": "token_limit_exceeded",
+        "message": "Enqueued token limit reached for this model in your organization. \
+                    Please try again once some in_progress batches have been completed.",
+        "param": null,
+        "line": null,
+    })
 }
 
 /// Checks every line of an input file; returns the number of lines, or the errors.
@@ -1195,7 +1260,12 @@ fn answer_lines(
             done.failed += 1;
             &mut err
         };
-        serde_json::to_writer(&mut *sink, &record).expect("write a batch's output");
+        let spoil = st.batch.state.lock().corrupt.remove(&custom_id);
+        let written = match spoil {
+            None => record.to_string().into_bytes(),
+            Some(how) => spoiled(record, how),
+        };
+        sink.write_all(&written).expect("write a batch's output");
         sink.write_all(b"\n").expect("write a batch's output");
         st.batch.lines.bump();
         st.batch.custom_ids.lock().push(custom_id);
@@ -1203,6 +1273,27 @@ fn answer_lines(
     out.flush().expect("write a batch's output");
     err.flush().expect("write a batch's output");
     done
+}
+
+/// A result line spoiled as `how` says; see [`FakeLlm::corrupt_batch_output`].
+fn spoiled(mut record: Value, how: BadLine) -> Vec<u8> {
+    match how {
+        BadLine::NotJson => {
+            // Cut as a broken stream would: mid-character, if that is where half falls.
+            let mut bytes = record.to_string().into_bytes();
+            bytes.truncate(bytes.len() / 2);
+            bytes
+        }
+        BadLine::NotACompletion => {
+            record["response"]["body"] = json!({
+                "id": format!("resp_{}", random_hex(12)),
+                "object": "response",
+                "status": "completed",
+                "output": [],
+            });
+            record.to_string().into_bytes()
+        }
+    }
 }
 
 /// One line's answer: a chat completion, or the error `/v1/chat/completions` would give.

@@ -694,3 +694,83 @@ async fn a_batch_is_refused_for_a_wrong_window_endpoint_metadata_file_or_purpose
     assert_eq!(llm.files_uploaded(), 2);
     assert_eq!(llm.batches_created(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_next_batches_refuses_well_formed_files_and_bills_nothing() {
+    let llm = FakeLlm::start(LlmConfig::default()).await;
+    llm.fail_next_batches(1);
+    let file_id = upload(&llm, &calls(2)).await;
+    let refused = create(&llm, &file_id).await;
+    let again = create(&llm, &file_id).await;
+
+    let refused = batch(&llm, refused["id"].as_str().unwrap()).await;
+    assert_eq!(refused["status"], json!("failed"), "{refused}");
+    assert!(refused["failed_at"].as_i64().is_some());
+    assert!(refused["in_progress_at"].is_null());
+    assert!(refused["output_file_id"].is_null() && refused["error_file_id"].is_null());
+    assert_eq!(
+        refused["request_counts"],
+        json!({"total": 0, "completed": 0, "failed": 0})
+    );
+    let errors = refused["errors"]["data"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{refused}");
+    assert_eq!(errors[0]["code"], json!("token_limit_exceeded"));
+    assert!(errors[0]["message"].as_str().unwrap().contains("Enqueued"));
+    // Only the next one: the same file in a later batch is answered.
+    let again = batch(&llm, again["id"].as_str().unwrap()).await;
+    assert_eq!(again["status"], json!("completed"), "{again}");
+    assert_eq!(llm.batch_custom_ids(), ["call-0", "call-1"]);
+    assert_eq!(llm.batches_created(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spoiled_result_line_is_billed_once_and_the_next_answer_is_sound() {
+    let llm = FakeLlm::start(LlmConfig::default()).await;
+    llm.corrupt_batch_output("call-0");
+    llm.misanswer_batch_line("call-1");
+    let file_id = upload(&llm, &calls(3)).await;
+    let first = create(&llm, &file_id).await;
+    let first = batch(&llm, first["id"].as_str().unwrap()).await;
+    assert_eq!(first["status"], json!("completed"), "{first}");
+    let id = first["output_file_id"].as_str().unwrap();
+    let text = get(&llm, &format!("/files/{id}/content"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        serde_json::from_str::<Value>(lines[0]).is_err(),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("\"call-0\""),
+        "cut after its custom_id: {}",
+        lines[0]
+    );
+    let misanswered: Value = serde_json::from_str(lines[1]).unwrap();
+    assert_eq!(misanswered["custom_id"], json!("call-1"));
+    assert_eq!(misanswered["response"]["status_code"], json!(200));
+    assert!(
+        misanswered["response"]["body"]["choices"].is_null(),
+        "{misanswered}"
+    );
+    assert_eq!(misanswered["response"]["body"]["object"], json!("response"));
+    let sound: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(
+        sound["response"]["body"]["object"],
+        json!("chat.completion")
+    );
+    assert_eq!(llm.batch_lines(), 3, "spoiled lines are billed too");
+
+    // The spoiling is spent: the same calls in a second batch are answered soundly.
+    let second = create(&llm, &file_id).await;
+    let second = batch(&llm, second["id"].as_str().unwrap()).await;
+    let output = lines_of(&llm, &second["output_file_id"]).await;
+    assert_eq!(custom_ids(&output), ["call-0", "call-1", "call-2"]);
+    for line in &output {
+        assert_eq!(line["response"]["body"]["object"], json!("chat.completion"));
+    }
+}
