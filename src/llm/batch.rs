@@ -224,11 +224,7 @@ impl BatchClient {
     pub fn new(settings: &LlmSettings, price_factor: f64) -> Result<BatchClient, LlmError> {
         let base = settings.base_url.trim().trim_end_matches('/').to_string();
         url::Url::parse(&base).map_err(|e| LlmError::Setup(format!("base URL {base:?}: {e}")))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.token.trim()))
-            .map_err(|_| {
-                LlmError::Setup("the token has characters an HTTP header cannot carry".into())
-            })?;
-        auth.set_sensitive(true);
+        let auth = settings.authorization()?;
         crate::tls::install_crypto_provider();
         // No bound on a whole request: an input file of 190 MB takes its time. A read that
         // stalls for LLM_TIMEOUT_S is given up.
@@ -237,14 +233,7 @@ impl BatchClient {
             .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
             .build()
             .map_err(|e| LlmError::Setup(format!("HTTP client: {e}")))?;
-        let prices = match (settings.price_input_per_1m, settings.price_output_per_1m) {
-            (Some(input), Some(output)) => Some(Prices {
-                input,
-                cached_input: settings.price_cached_input_per_1m.unwrap_or(input),
-                output,
-            }),
-            _ => None,
-        };
+        let prices = settings.prices();
         Ok(BatchClient {
             inner: Arc::new(Inner {
                 http,

@@ -141,6 +141,30 @@ impl fmt::Debug for LlmClient {
     }
 }
 
+impl LlmSettings {
+    /// The `Authorization` header for TOKEN_LLM, marked sensitive so it never reaches a log.
+    pub(super) fn authorization(&self) -> Result<HeaderValue, LlmError> {
+        let mut auth =
+            HeaderValue::from_str(&format!("Bearer {}", self.token.trim())).map_err(|_| {
+                LlmError::Setup("the token has characters an HTTP header cannot carry".into())
+            })?;
+        auth.set_sensitive(true);
+        Ok(auth)
+    }
+
+    /// LLM_PRICE_*, when both the input and the output price are set.
+    pub(super) fn prices(&self) -> Option<Prices> {
+        match (self.price_input_per_1m, self.price_output_per_1m) {
+            (Some(input), Some(output)) => Some(Prices {
+                input,
+                cached_input: self.price_cached_input_per_1m.unwrap_or(input),
+                output,
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl LlmClient {
     pub fn new(settings: LlmSettings) -> Result<LlmClient, LlmError> {
         let base = settings.base_url.trim().trim_end_matches('/');
@@ -151,25 +175,14 @@ impl LlmClient {
                 "base URL {base:?}: expected http:// or https://"
             )));
         }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.token.trim()))
-            .map_err(|_| {
-                LlmError::Setup("the token has characters an HTTP header cannot carry".into())
-            })?;
-        auth.set_sensitive(true);
+        let auth = settings.authorization()?;
         crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(Duration::from_secs(30)))
             .build()
             .map_err(|e| LlmError::Setup(format!("HTTP client: {e}")))?;
-        let prices = match (settings.price_input_per_1m, settings.price_output_per_1m) {
-            (Some(input), Some(output)) => Some(Prices {
-                input,
-                cached_input: settings.price_cached_input_per_1m.unwrap_or(input),
-                output,
-            }),
-            _ => None,
-        };
+        let prices = settings.prices();
         let max_concurrency = settings.max_concurrency.max(1);
         Ok(LlmClient {
             inner: Arc::new(Inner {

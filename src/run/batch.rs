@@ -31,14 +31,14 @@ use serde_json::{Map, Value};
 use tokio::io::AsyncBufReadExt;
 
 use super::answer::{self, Finished, Judge, Keep, Spent};
-use super::call::{Admitted, DayCalls};
+use super::call::{self, Admitted, DayCalls};
 use super::{Prepared, RunError, SAVE_CONCURRENCY, Stop};
 use crate::config::RunSettings;
 use crate::domain::{Checklist, Outcome};
 use crate::llm::batch::{BatchClient, BatchError, GatewayBatch, parse_output_line};
 use crate::llm::{Analyzed, LlmError};
 use crate::severity::{Severe, Severity};
-use crate::store::{BatchCall, BatchRow, CallRecord, Claim, Failure, NewBatch, Store, StoreError};
+use crate::store::{BatchCall, BatchRow, CallRecord, Failure, NewBatch, Store, StoreError};
 use crate::summary::Summary;
 
 /// Rows written to `llm_batch_calls` at once while a file fills.
@@ -376,22 +376,8 @@ pub(super) async fn stage_call(
         return Ok(None);
     }
     let run_id = day.run_id.expect("batch mode writes");
-    match p
-        .store
-        .claim_call(call.id, run_id, day.opts.reanalyze)
-        .await
-    {
-        Ok(Claim::Won) => {}
-        Ok(Claim::Busy) => {
-            tracing::info!("call {}: another run (or batch) has it", call.id);
-            return Ok(Some(Finished::done(Outcome::ClaimedElsewhere)));
-        }
-        Ok(Claim::Stored) => return Ok(Some(Finished::done(Outcome::AlreadyScored))),
-        Err(e) => {
-            return answer::failed(call.id, "claim", e, Spent::default(), &keep)
-                .await
-                .map(Some);
-        }
+    if let Some(end) = call::claim(&p.store, call.id, run_id, day.opts.reanalyze, &keep).await {
+        return end.map(Some);
     }
     let tz = p.settings.timezone;
     let custom = custom_id(call.id);

@@ -13,7 +13,7 @@ use super::{Prepared, RunError, RunOptions};
 use crate::domain::{Call, Outcome};
 use crate::llm::Analyzed;
 use crate::severity::{Severe, Severity};
-use crate::store::{CallRecord, Claim, Failure, StoreError};
+use crate::store::{CallRecord, Claim, Failure, Store, StoreError};
 
 /// A listed call the triage let in: a known operator, not stored yet.
 pub(super) struct Admitted {
@@ -89,23 +89,10 @@ pub(super) async fn process_call(
     };
     // Claimed only now, right before the request, so a stopped run holds claims for the
     // calls really at the LLM and no others.
-    if let Some(run_id) = day.run_id {
-        match p
-            .store
-            .claim_call(call.id, run_id, day.opts.reanalyze)
-            .await
-        {
-            Ok(Claim::Won) => {}
-            Ok(Claim::Busy) => {
-                tracing::info!("call {}: another run is scoring it now", call.id);
-                return Ok(Some(Finished::done(Outcome::ClaimedElsewhere)));
-            }
-            Ok(Claim::Stored) => return Ok(Some(Finished::done(Outcome::AlreadyScored))),
-            Err(e) => {
-                let finished = answer::failed(call.id, "claim", e, Spent::default(), &keep).await;
-                return halt_on_error(day, finished).map(Some);
-            }
-        }
+    if let Some(run_id) = day.run_id
+        && let Some(end) = claim(&p.store, call.id, run_id, day.opts.reanalyze, &keep).await
+    {
+        return halt_on_error(day, end).map(Some);
     }
     let reply = p.llm.analyze(&prompt, &p.schema, &p.checklist).await;
     if reply.as_ref().is_err_and(|e| e.severity() > Severity::Call) {
@@ -129,6 +116,27 @@ pub(super) async fn process_call(
         tracing::warn!("call {}: could not release its claim: {e}", call.id);
     }
     halt_on_error(day, finished).map(Some)
+}
+
+/// Claims the call for `run_id` right before it costs money: `None` when this run won it,
+/// otherwise how the call ends here — another run or batch has it, it was saved meanwhile,
+/// or the claim itself failed (kept as the call's failure at stage `claim`).
+pub(super) async fn claim(
+    store: &Store,
+    call_id: i64,
+    run_id: i64,
+    reanalyze: bool,
+    keep: &impl Keep,
+) -> Option<Result<Finished, RunError>> {
+    match store.claim_call(call_id, run_id, reanalyze).await {
+        Ok(Claim::Won) => None,
+        Ok(Claim::Busy) => {
+            tracing::info!("call {call_id}: another run or batch has it");
+            Some(Ok(Finished::done(Outcome::ClaimedElsewhere)))
+        }
+        Ok(Claim::Stored) => Some(Ok(Finished::done(Outcome::AlreadyScored))),
+        Err(e) => Some(answer::failed(call_id, "claim", e, Spent::default(), keep).await),
+    }
 }
 
 /// An error that stops the run stops the day's admitting too.
