@@ -591,14 +591,7 @@ impl BatchClient {
     }
 
     fn transport(&self, e: reqwest::Error) -> String {
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        self.redact(&message)
+        self.redact(&crate::llm::client::error_chain(&e))
     }
 
     fn redact(&self, message: &str) -> String {

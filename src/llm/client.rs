@@ -477,14 +477,7 @@ impl LlmClient {
     }
 
     fn transport_error(&self, e: reqwest::Error) -> SendError {
-        // The whole chain: reqwest's top line alone says "error sending request".
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
+        let mut message = error_chain(&e);
         if e.is_timeout() {
             message.push_str(" (timed out)");
         }
@@ -576,6 +569,19 @@ impl SendError {
             }
         }
     }
+}
+
+/// A transport error with its whole chain: reqwest's top line alone says "error sending
+/// request".
+pub(super) fn error_chain(e: &reqwest::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
 }
 
 #[cfg(test)]
