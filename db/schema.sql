@@ -697,6 +697,19 @@ ALTER TABLE call_claims ADD COLUMN IF NOT EXISTS batch_id bigint;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS in_batch integer;
 ALTER TABLE runs ADD COLUMN IF NOT EXISTS batches_submitted integer;
 
+-- ─── db/migrations/0010_canary_batches.sql ───
+
+-- The canary in batch mode: a night's canary calls go to the gateway as a batch of their
+-- own, scored into that night's experiment (never into `calls`) and measured when the
+-- batch is collected. canary_nights.status is 'in_batch' until then.
+--
+-- A canary batch belongs to no run (run_id NULL) and holds no claims: whether the process
+-- filling it is alive is told by its process key, as a run's is. Its lines save no call,
+-- so their listing columns (operator_id, start_local, duration_s) are not read.
+ALTER TABLE llm_batches ADD COLUMN IF NOT EXISTS canary_night_id bigint
+    REFERENCES canary_nights (id) ON DELETE CASCADE;
+ALTER TABLE llm_batches ADD COLUMN IF NOT EXISTS process_key bigint;
+
 -- The migrations above, recorded so callq does not apply them again.
 INSERT INTO callq_migrations (version, name) VALUES
     (1, '0001_initial'),
@@ -707,6 +720,7 @@ INSERT INTO callq_migrations (version, name) VALUES
     (6, '0006_quality'),
     (7, '0007_run_liveness'),
     (8, '0008_canary'),
-    (9, '0009_batches');
+    (9, '0009_batches'),
+    (10, '0010_canary_batches');
 
 COMMIT;

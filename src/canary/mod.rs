@@ -1,21 +1,23 @@
 //! The nightly canary: a fixed set of calls with human QA scores, scored again after every
 //! nightly run from their stored transcripts with that night's prompt, checklist and model,
 //! through the path `compare` takes (`run::handle_answer`, an experiment row per night,
-//! `calls` untouched). Each night's agreement with the humans and with the model's stored
-//! scores is kept, and a night whose agreement falls below the median of the nights before
-//! it by more than CANARY_MARGIN warns. The canary never fails the night: whatever goes
-//! wrong is recorded and said, and the run's exit code is left alone.
+//! `calls` untouched). In batch mode the night's calls go through the Batch API as a batch of
+//! their own and the night is measured when that batch is collected. Each night's agreement
+//! with the humans and with the model's stored scores is kept, and a night whose agreement
+//! falls below the median of the nights before it by more than CANARY_MARGIN warns. The
+//! canary never fails the night: whatever goes wrong is recorded and said, and the run's
+//! exit code is left alone.
 
 pub mod trend;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 
 use crate::calibration::stats::Agreement;
 use crate::config::RunSettings;
-use crate::domain::{Analysis, Checklist, Usage};
+use crate::domain::{Checklist, Usage};
 use crate::experiment;
 use crate::llm::{LlmClient, LlmError, PromptBuilder};
 use crate::run;
@@ -49,6 +51,9 @@ pub struct Scoring<'a> {
     pub checklist: &'a Checklist,
     pub prompt: &'a PromptBuilder,
     pub schema: &'a Value,
+    /// Batch mode: the night's calls go through the gateway's Batch API, submitted with
+    /// what this run prepared.
+    pub batch: Option<&'a run::Prepared>,
 }
 
 /// How a night ended.
@@ -60,6 +65,8 @@ pub enum Status {
     Skipped,
     /// Could not score (the gateway, the database).
     Failed,
+    /// Its calls are in a batch at the gateway (batch mode): measured when it is collected.
+    InBatch,
 }
 
 impl Status {
@@ -68,6 +75,7 @@ impl Status {
             Status::Ok => "ok",
             Status::Skipped => "skipped",
             Status::Failed => "failed",
+            Status::InBatch => "in_batch",
         }
     }
 }
@@ -76,6 +84,8 @@ impl Status {
 #[derive(Debug, Clone)]
 pub struct Night {
     pub department_id: i32,
+    /// The night it measures (the day its run started, in CALLS_TIMEZONE).
+    pub night: NaiveDate,
     pub status: Status,
     pub why: Option<String>,
     pub experiment_id: Option<i64>,
@@ -95,9 +105,10 @@ pub struct Night {
 }
 
 impl Night {
-    fn not_run(s: &Scoring<'_>, status: Status, why: String) -> Night {
+    fn not_run(s: &Scoring<'_>, night: NaiveDate, status: Status, why: String) -> Night {
         Night {
             department_id: s.settings.department_id,
+            night,
             status,
             why: Some(why),
             experiment_id: None,
@@ -125,7 +136,7 @@ impl Night {
     pub fn show(&self, stdout: bool) {
         let text = self.lines();
         let text = text.trim_end();
-        let worrying = self.status != Status::Ok || self.dropped();
+        let worrying = !matches!(self.status, Status::Ok | Status::InBatch) || self.dropped();
         match (stdout, worrying) {
             (true, true) => tracing::warn!(target: crate::logging::PRINTED, "{text}"),
             (true, false) => tracing::info!(target: crate::logging::PRINTED, "{text}"),
@@ -135,6 +146,12 @@ impl Night {
         if stdout {
             crate::redact::println(text);
         }
+    }
+
+    /// Whether the night is measured (or could not be): what Prometheus is told of. A
+    /// night still in its batch is told of when it is collected.
+    pub fn is_final(&self) -> bool {
+        self.status != Status::InBatch
     }
 
     /// The night's figures for Prometheus.
@@ -168,6 +185,13 @@ impl Night {
         let num = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.2}"));
         match self.status {
             Status::Ok => {}
+            Status::InBatch => {
+                return format!(
+                    "canary of {}: {}\n",
+                    self.night,
+                    self.why.as_deref().unwrap_or("in a batch")
+                );
+            }
             _ => {
                 return format!(
                     "canary {}: {}\n",
@@ -233,6 +257,7 @@ impl Night {
             })
         };
         json!({
+            "night": self.night.to_string(),
             "status": self.status.as_str(),
             "why": self.why,
             "experiment_id": self.experiment_id,
@@ -264,7 +289,7 @@ pub async fn night(s: Scoring<'_>) -> Option<Night> {
     let night = match score_night(&s, today, started_at).await {
         Ok(n) => n,
         Err(e) => {
-            let night = Night::not_run(&s, Status::Failed, e.to_string());
+            let night = Night::not_run(&s, today, Status::Failed, e.to_string());
             record(&s, &night, today, started_at, &[]).await;
             night
         }
@@ -282,6 +307,7 @@ async fn score_night(
     if set.ids.is_empty() {
         let night = Night::not_run(
             s,
+            today,
             Status::Skipped,
             format!(
                 "no scored call of department {department} has human QA scores and a stored \
@@ -292,14 +318,190 @@ async fn score_night(
         return Ok(night);
     }
     let calls = s.store.stored_calls(&set.ids).await?;
+    let experiment_id = start_experiment(s, &calls, "canary").await?;
+    let pending = Pending {
+        id: None,
+        department_id: department,
+        night: today,
+        started_at,
+        experiment_id,
+        calls_replaced: set.joined,
+        checklist_version: s.checklist.version(),
+        prompt_version: s.prompt.version(),
+        model: s.settings.llm.model.clone(),
+        margin: s.settings.canary.margin,
+    };
+    if let Some(p) = s.batch {
+        return submit(s.store, p, pending, &calls).await;
+    }
     let llm = LlmClient::new(s.settings.llm.clone())?;
-    let pass = score(s, &llm, &calls, "canary").await?;
-    let humans = s.store.human_scores(&set.ids).await?;
-    let stored = s.store.stored_scores(&set.ids).await?;
-    let mut agreement = trend::measure("human", &trend::against_humans(&humans, &pass.answers));
+    rescore(s, &llm, experiment_id, &calls).await?;
+    Ok(measure(s.store, pending, &llm.reported_models(), None).await?)
+}
+
+/// Batch mode: the night's calls go to the gateway as a batch of their own; the night is
+/// recorded `in_batch` and measured by [`measure_collected`] when the batch is collected.
+async fn submit(
+    store: &Store,
+    p: &run::Prepared,
+    mut pending: Pending,
+    calls: &[StoredCall],
+) -> Result<Night, CanaryError> {
+    let id = store
+        .save_canary_night(None, &pending.record(Status::InBatch, None, calls.len()))
+        .await?;
+    pending.id = Some(id);
+    let (sent, error) = run::submit_canary(p, pending.night, id, calls).await;
+    if sent == 0 {
+        // Nothing reached the gateway: the night ends now, failed, with why.
+        let why = format!(
+            "its batch could not be submitted: {}",
+            error.as_deref().unwrap_or("no call fitted into a batch")
+        );
+        store
+            .finish_experiment(pending.experiment_id, Usage::default(), None)
+            .await?;
+        return Ok(measure(store, pending, &[], Some(why)).await?);
+    }
+    if let Some(e) = &error {
+        tracing::warn!("canary: part of tonight's calls did not reach the gateway: {e}");
+    }
+    let mut night = pending.night_of(Status::InBatch, calls.len());
+    night.why = Some(format!(
+        "{} call(s) sent to the gateway's Batch API; measured when the batch is collected \
+         (the next run, or `callq batch collect`)",
+        sent
+    ));
+    Ok(night)
+}
+
+/// A canary batch collected (or given back): its night is measured once no batch of it is
+/// open any more. `None` while another batch of the night is still out, or when the night
+/// is gone. `models`: the model names the batch's answers reported.
+pub(crate) async fn measure_collected(
+    store: &Store,
+    night_id: i64,
+    models: &[String],
+) -> Result<Option<Night>, StoreError> {
+    if store.canary_night_open_batches(night_id).await? > 0 {
+        return Ok(None);
+    }
+    let Some(row) = store.canary_night(night_id).await? else {
+        return Ok(None);
+    };
+    let Some(experiment_id) = row.experiment_id else {
+        return Ok(None);
+    };
+    let totals = store.experiment_totals(experiment_id).await?;
+    store
+        .finish_experiment(experiment_id, totals.usage, totals.cost_usd)
+        .await?;
+    let pending = Pending {
+        id: Some(night_id),
+        department_id: row.department_id,
+        night: row.night,
+        started_at: row.started_at,
+        experiment_id,
+        calls_replaced: row.calls_replaced.max(0) as usize,
+        checklist_version: row.checklist_version.unwrap_or_default(),
+        prompt_version: row.prompt_version.unwrap_or_default(),
+        model: row.model.unwrap_or_default(),
+        margin: row.margin.unwrap_or(f64::INFINITY),
+    };
+    let why = (totals.scored == 0).then(|| {
+        format!(
+            "no call of its batch was answered with scores ({} failed); see experiment {experiment_id}",
+            totals.failed
+        )
+    });
+    measure(store, pending, models, why).await.map(Some)
+}
+
+/// A night whose answers are in its experiment, before it is measured.
+struct Pending {
+    /// Set once the night is recorded (batch mode records it before it is measured).
+    id: Option<i64>,
+    department_id: i32,
+    night: NaiveDate,
+    started_at: DateTime<Utc>,
+    experiment_id: i64,
+    calls_replaced: usize,
+    checklist_version: String,
+    prompt_version: String,
+    model: String,
+    margin: f64,
+}
+
+impl Pending {
+    fn night_of(&self, status: Status, calls: usize) -> Night {
+        Night {
+            department_id: self.department_id,
+            night: self.night,
+            status,
+            why: None,
+            experiment_id: Some(self.experiment_id),
+            calls,
+            calls_failed: 0,
+            calls_replaced: self.calls_replaced,
+            usage: Usage::default(),
+            cost_usd: None,
+            model_reported: None,
+            human: None,
+            own: None,
+            margin: self.margin,
+            medians: Vec::new(),
+            verdict: None,
+        }
+    }
+
+    fn record<'a>(
+        &'a self,
+        status: Status,
+        why: Option<&'a str>,
+        calls: usize,
+    ) -> CanaryNightRecord<'a> {
+        CanaryNightRecord {
+            department_id: self.department_id,
+            night: self.night,
+            started_at: self.started_at,
+            status: status.as_str(),
+            why,
+            experiment_id: Some(self.experiment_id),
+            checklist_version: &self.checklist_version,
+            prompt_version: &self.prompt_version,
+            model: &self.model,
+            model_reported: None,
+            calls,
+            calls_failed: 0,
+            calls_replaced: self.calls_replaced,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_usd: None,
+            margin: self.margin,
+            agreement: &[],
+        }
+    }
+}
+
+/// The one way a night is measured, in both LLM modes: its experiment's answers against
+/// the human scores and the model's stored scores, written with the night, and the night
+/// judged against the nights before it. `why`: the night failed, and why.
+async fn measure(
+    store: &Store,
+    pending: Pending,
+    models: &[String],
+    why: Option<String>,
+) -> Result<Night, StoreError> {
+    let id = pending.experiment_id;
+    let totals = store.experiment_totals(id).await?;
+    let answers = trend::scores(store.experiment_scores(id).await?);
+    let ids = store.experiment_call_ids(id).await?;
+    let humans = store.human_scores(&ids).await?;
+    let stored = store.stored_scores(&ids).await?;
+    let mut agreement = trend::measure("human", &trend::against_humans(&humans, &answers));
     agreement.extend(trend::measure(
         "self",
-        &trend::against_stored(&stored, &pass.answers),
+        &trend::against_stored(&stored, &answers),
     ));
     let total = |against: &str| {
         agreement
@@ -307,38 +509,53 @@ async fn score_night(
             .find(|a| a.against == against && a.category.is_empty() && a.criterion.is_empty())
             .map(|a| a.agreement.clone())
     };
-    let (human, own) = (total("human"), total("self"));
-    let status = if pass.answers.is_empty() {
+    let status = if why.is_some() || totals.scored == 0 {
         Status::Failed
     } else {
         Status::Ok
     };
-    let mut night = Night {
-        department_id: department,
-        status,
-        why: (status == Status::Failed).then(|| {
-            format!(
-                "all {} call(s) failed; see experiment {}",
-                calls.len(),
-                pass.experiment_id
-            )
-        }),
-        experiment_id: Some(pass.experiment_id),
-        calls: pass.answers.len(),
-        calls_failed: pass.failed,
-        calls_replaced: set.joined,
-        usage: pass.usage,
-        cost_usd: pass.cost,
-        model_reported: (!pass.models.is_empty()).then(|| pass.models.join(", ")),
-        human,
-        own,
-        margin: s.settings.canary.margin,
-        medians: Vec::new(),
-        verdict: None,
-    };
-    record(s, &night, today, started_at, &agreement).await;
-    // Tonight judged against the nights before it, as `canary report` judges every night.
-    match s.store.canary_nights(Some(department), HISTORY).await {
+    let why =
+        match status {
+            Status::Ok => None,
+            _ => Some(why.unwrap_or_else(|| {
+                format!("all {} call(s) failed; see experiment {id}", ids.len())
+            })),
+        };
+    let mut night = pending.night_of(status, totals.scored);
+    night.why = why;
+    night.calls_failed = totals.failed;
+    night.usage = totals.usage;
+    night.cost_usd = totals.cost_usd;
+    night.model_reported = (!models.is_empty()).then(|| models.join(", "));
+    (night.human, night.own) = (total("human"), total("self"));
+    let written = store
+        .save_canary_night(
+            pending.id,
+            &CanaryNightRecord {
+                status: status.as_str(),
+                why: night.why.as_deref(),
+                model_reported: night.model_reported.as_deref(),
+                calls: night.calls,
+                calls_failed: night.calls_failed,
+                prompt_tokens: night.usage.prompt_tokens,
+                completion_tokens: night.usage.completion_tokens,
+                cost_usd: night.cost_usd,
+                agreement: &agreement,
+                ..pending.record(status, None, night.calls)
+            },
+        )
+        .await;
+    if let Err(e) = written {
+        tracing::warn!(
+            "canary: could not record the night of {}: {e}",
+            pending.night
+        );
+    }
+    // The night judged against the nights before it, as `canary report` judges every night.
+    match store
+        .canary_nights(Some(pending.department_id), HISTORY)
+        .await
+    {
         Ok(rows) => {
             night.medians = trend::trailing_medians(&rows);
             night.verdict = trend(&rows, night.margin).pop();
@@ -348,7 +565,8 @@ async fn score_night(
     Ok(night)
 }
 
-/// Writes the night; a database that refuses it is logged, never the run's error.
+/// Writes a night that did not run; a database that refuses it is logged, never the run's
+/// error.
 async fn record(
     s: &Scoring<'_>,
     n: &Night,
@@ -360,26 +578,29 @@ async fn record(
     let prompt_version = s.prompt.version();
     let written = s
         .store
-        .save_canary_night(&CanaryNightRecord {
-            department_id: n.department_id,
-            night: today,
-            started_at,
-            status: n.status.as_str(),
-            why: n.why.as_deref(),
-            experiment_id: n.experiment_id,
-            checklist_version: &checklist_version,
-            prompt_version: &prompt_version,
-            model: &s.settings.llm.model,
-            model_reported: n.model_reported.as_deref(),
-            calls: n.calls,
-            calls_failed: n.calls_failed,
-            calls_replaced: n.calls_replaced,
-            prompt_tokens: n.usage.prompt_tokens,
-            completion_tokens: n.usage.completion_tokens,
-            cost_usd: n.cost_usd,
-            margin: n.margin,
-            agreement,
-        })
+        .save_canary_night(
+            None,
+            &CanaryNightRecord {
+                department_id: n.department_id,
+                night: today,
+                started_at,
+                status: n.status.as_str(),
+                why: n.why.as_deref(),
+                experiment_id: n.experiment_id,
+                checklist_version: &checklist_version,
+                prompt_version: &prompt_version,
+                model: &s.settings.llm.model,
+                model_reported: n.model_reported.as_deref(),
+                calls: n.calls,
+                calls_failed: n.calls_failed,
+                calls_replaced: n.calls_replaced,
+                prompt_tokens: n.usage.prompt_tokens,
+                completion_tokens: n.usage.completion_tokens,
+                cost_usd: n.cost_usd,
+                margin: n.margin,
+                agreement,
+            },
+        )
         .await;
     if let Err(e) = written {
         tracing::warn!("canary: could not record tonight's night: {e}");
@@ -440,27 +661,16 @@ async fn refresh_set(store: &Store, department: i32, n: usize) -> Result<Set, St
     })
 }
 
-/// One pass over the set: every call scored again, stored as one experiment.
-struct Pass {
-    experiment_id: i64,
-    answers: HashMap<i64, Analysis>,
-    failed: usize,
-    usage: Usage,
-    cost: Option<f64>,
-    models: Vec<String>,
-}
-
-async fn score(
+/// The experiment a pass over the set is kept as.
+async fn start_experiment(
     s: &Scoring<'_>,
-    llm: &LlmClient,
     calls: &[StoredCall],
     what: &str,
-) -> Result<Pass, CanaryError> {
+) -> Result<i64, StoreError> {
     let ids: Vec<i64> = calls.iter().map(|c| c.id).collect();
     let (from, to) = s.store.call_days(&ids).await?;
     let prompt_file = format!("{what}: {}", s.settings.prompt_file.display());
-    let experiment_id = s
-        .store
+    s.store
         .start_experiment(&ExperimentStart {
             department_id: s.settings.department_id,
             from,
@@ -472,8 +682,17 @@ async fn score(
             checklist_version: &s.checklist.version(),
             model: &s.settings.llm.model,
         })
-        .await?;
-    let scored = experiment::rescore::<CanaryError>(
+        .await
+}
+
+/// One synchronous pass over the set: every call scored again into the experiment.
+async fn rescore(
+    s: &Scoring<'_>,
+    llm: &LlmClient,
+    experiment_id: i64,
+    calls: &[StoredCall],
+) -> Result<(), CanaryError> {
+    experiment::rescore::<CanaryError>(
         &experiment::Rescore {
             store: s.store,
             experiment_id,
@@ -490,19 +709,7 @@ async fn score(
         calls,
     )
     .await?;
-    Ok(Pass {
-        experiment_id,
-        // Only an answer that scored the call as a sale has scores to compare.
-        answers: scored
-            .answers
-            .into_iter()
-            .filter(|(_, a)| a.is_sales_call)
-            .collect(),
-        failed: scored.failed,
-        usage: scored.usage,
-        cost: scored.cost,
-        models: llm.reported_models(),
-    })
+    Ok(())
 }
 
 /// Nights of the canary shown in the HTML report: the last [`REPORT_NIGHTS`] of the
@@ -587,16 +794,20 @@ pub async fn noise(
     let llm = LlmClient::new(s.settings.llm.clone())?;
     let mut passes = Vec::with_capacity(repeat);
     for i in 0..repeat {
-        let pass = score(s, &llm, &calls, &format!("canary noise {}/{repeat}", i + 1)).await?;
-        let human = trend::measure("human", &trend::against_humans(&humans, &pass.answers));
-        let own = trend::measure("self", &trend::against_stored(&stored, &pass.answers));
+        let what = format!("canary noise {}/{repeat}", i + 1);
+        let experiment_id = start_experiment(s, &calls, &what).await?;
+        rescore(s, &llm, experiment_id, &calls).await?;
+        let totals = s.store.experiment_totals(experiment_id).await?;
+        let answers = trend::scores(s.store.experiment_scores(experiment_id).await?);
+        let human = trend::measure("human", &trend::against_humans(&humans, &answers));
+        let own = trend::measure("self", &trend::against_stored(&stored, &answers));
         passes.push(NoisePass {
-            experiment_id: pass.experiment_id,
-            calls: pass.answers.len(),
-            failed: pass.failed,
+            experiment_id,
+            calls: totals.scored,
+            failed: totals.failed,
             human: human[0].agreement.clone(),
             own: own[0].agreement.clone(),
-            cost_usd: pass.cost,
+            cost_usd: totals.cost_usd,
         });
     }
     Ok(passes)

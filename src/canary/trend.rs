@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 
 use crate::calibration::report::{self, PairRow};
 use crate::calibration::stats::{self, Agreement};
-use crate::domain::Analysis;
 use crate::store::{CanaryAgreement, CanaryNightRow};
 
 /// Earlier nights whose median a night is held against.
@@ -16,9 +15,24 @@ pub const TRAILING_NIGHTS: usize = 7;
 /// Earlier nights needed before a night can be said to have fallen.
 pub const MIN_HISTORY: usize = 3;
 
+/// One pass's scores as its experiment keeps them: per call, (category, criterion, score,
+/// max) of each criterion of an answer that scored the call as a sale.
+pub(crate) type Scores = HashMap<i64, Vec<(String, String, f64, f64)>>;
+
+/// [`Scores`] from (call, category, criterion, score, max) rows.
+pub(crate) fn scores(rows: Vec<(i64, String, String, f64, f64)>) -> Scores {
+    let mut out = Scores::new();
+    for (id, category, criterion, score, max) in rows {
+        out.entry(id)
+            .or_default()
+            .push((category, criterion, score, max));
+    }
+    out
+}
+
 /// Tonight's score of each human score's call and criterion: the pairs `calibrate report`
 /// builds, with tonight's answers as the model.
-pub(crate) fn against_humans(humans: &[PairRow], answers: &HashMap<i64, Analysis>) -> Vec<PairRow> {
+pub(crate) fn against_humans(humans: &[PairRow], answers: &Scores) -> Vec<PairRow> {
     humans
         .iter()
         .map(|h| {
@@ -36,7 +50,7 @@ pub(crate) fn against_humans(humans: &[PairRow], answers: &HashMap<i64, Analysis
 /// in the place of the human one).
 pub(crate) fn against_stored(
     stored: &[(i64, String, String, f64, f64)],
-    answers: &HashMap<i64, Analysis>,
+    answers: &Scores,
 ) -> Vec<PairRow> {
     stored
         .iter()
@@ -55,18 +69,12 @@ pub(crate) fn against_stored(
         .collect()
 }
 
-fn tonight(
-    answers: &HashMap<i64, Analysis>,
-    call_id: i64,
-    category: &str,
-    criterion: &str,
-) -> Option<(f64, f64)> {
+fn tonight(answers: &Scores, call_id: i64, category: &str, criterion: &str) -> Option<(f64, f64)> {
     answers
         .get(&call_id)?
-        .evaluations
         .iter()
-        .find(|e| e.category == category && e.criterion == criterion)
-        .map(|e| (e.score, e.max_score))
+        .find(|(c, k, _, _)| c == category && k == criterion)
+        .map(|(_, _, score, max)| (*score, *max))
 }
 
 /// The total (every criterion's pairs pooled; empty category and criterion) first, then

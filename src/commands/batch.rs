@@ -66,9 +66,13 @@ pub async fn status(args: &BatchStatusArgs, env: &Env) -> ExitCode {
 }
 
 fn state_text(b: &BatchRow) -> String {
-    match (&b.state[..], &b.gateway_status) {
+    let state = match (&b.state[..], &b.gateway_status) {
         ("submitted", Some(g)) => format!("submitted ({g})"),
         (s, _) => s.to_string(),
+    };
+    match b.canary_night {
+        Some(_) => format!("{state}, canary"),
+        None => state,
     }
 }
 
@@ -87,6 +91,7 @@ fn row_json(b: &BatchRow) -> serde_json::Value {
         "department_id": b.department_id,
         "day": b.day.to_string(),
         "run_id": b.run_id,
+        "canary_night_id": b.canary_night,
         "state": b.state,
         "gateway_status": b.gateway_status,
         "gateway_batch_id": b.batch_id,
@@ -136,6 +141,9 @@ pub async fn collect(args: &BatchCollectArgs, env: &Env) -> ExitCode {
         }));
     } else {
         crate::redact::println(&report);
+    }
+    for night in &report.canary {
+        night.show(!args.json);
     }
     code
 }

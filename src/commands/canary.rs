@@ -198,6 +198,7 @@ async fn measure_noise(args: &CanaryNoiseArgs, env: Env) -> Result<(), CanaryCom
         checklist: &checklist,
         prompt: &prompt,
         schema: &schema,
+        batch: None,
     };
     let passes = canary::noise(&scoring, n as usize, args.repeat as usize).await?;
     if passes.is_empty() {

@@ -200,6 +200,10 @@ impl RunReport {
         if !args.json {
             crate::redact::println(&line);
         }
+        // Canary nights measured now that their batches are in.
+        for night in &collected.canary {
+            night.show(!args.json);
+        }
         self.worst = self.worst.max(super::batch::collected_code(&collected));
         self.batches = Some(collected);
     }
@@ -256,7 +260,14 @@ impl RunReport {
                 code,
                 chrono::Utc::now().timestamp(),
             );
-            if let Some(night) = &self.canary {
+            // The night measured in this run: tonight's (sync mode), or the latest whose
+            // batch this run collected (batch mode, where tonight's is still in its batch).
+            let measured = self.canary.iter().rfind(|n| n.is_final()).or_else(|| {
+                self.batches
+                    .as_ref()
+                    .and_then(|b| b.canary.iter().rfind(|n| n.is_final()))
+            });
+            if let Some(night) = measured {
                 text.push_str(&metrics::render_canary(department, &night.figures()));
             }
             let batched = self

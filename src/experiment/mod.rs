@@ -5,7 +5,7 @@
 
 mod score;
 
-pub(crate) use score::{Rescore, Rescored, rescore};
+pub(crate) use score::{Rescore, Rescored, answered_row, failed_row, rescore};
 
 use sha2::{Digest, Sha256};
 

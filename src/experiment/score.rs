@@ -107,19 +107,32 @@ struct KeepExperiment<'a> {
     answers: Mutex<HashMap<i64, Analysis>>,
 }
 
+/// An answer as an experiment's row.
+pub(crate) fn answered_row(call_id: i64, analyzed: &Analyzed) -> ExperimentCall<'_> {
+    ExperimentCall {
+        call_id,
+        analysis: Some(&analyzed.analysis),
+        usage: analyzed.usage,
+        cost_usd: analyzed.cost.map(|c| c.usd),
+        error: None,
+    }
+}
+
+/// A call that failed, as an experiment's row: why, and what its answers cost.
+pub(crate) fn failed_row<'a>(call_id: i64, error: &'a str, spent: &Spent) -> ExperimentCall<'a> {
+    ExperimentCall {
+        call_id,
+        analysis: None,
+        usage: spent.usage,
+        cost_usd: spent.cost.map(|c| c.usd),
+        error: Some(error),
+    }
+}
+
 impl run::Keep for KeepExperiment<'_> {
     async fn answer(&self, call_id: i64, analyzed: &Analyzed) -> Result<(), StoreError> {
         self.store
-            .save_experiment_call(
-                self.experiment_id,
-                &ExperimentCall {
-                    call_id,
-                    analysis: Some(&analyzed.analysis),
-                    usage: analyzed.usage,
-                    cost_usd: analyzed.cost.map(|c| c.usd),
-                    error: None,
-                },
-            )
+            .save_experiment_call(self.experiment_id, &answered_row(call_id, analyzed))
             .await?;
         self.answers
             .lock()
@@ -136,16 +149,7 @@ impl run::Keep for KeepExperiment<'_> {
         spent: &Spent,
     ) -> Result<(), StoreError> {
         self.store
-            .save_experiment_call(
-                self.experiment_id,
-                &ExperimentCall {
-                    call_id,
-                    analysis: None,
-                    usage: spent.usage,
-                    cost_usd: spent.cost.map(|c| c.usd),
-                    error: Some(error),
-                },
-            )
+            .save_experiment_call(self.experiment_id, &failed_row(call_id, error, spent))
             .await
     }
 }

@@ -154,6 +154,16 @@ pub enum LineAnswer {
     Error { code: String, message: String },
 }
 
+impl LineAnswer {
+    /// The model the gateway says answered, when it says.
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            LineAnswer::Response { body, .. } => body.get("model").and_then(Value::as_str),
+            LineAnswer::Error { .. } => None,
+        }
+    }
+}
+
 /// Reads one output or error line; `Err` says why it cannot be read.
 pub fn parse_output_line(line: &str) -> Result<OutputLine, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;

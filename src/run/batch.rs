@@ -35,10 +35,13 @@ use super::call::{self, Admitted, DayCalls};
 use super::{Prepared, RunError, SAVE_CONCURRENCY, Stop};
 use crate::config::RunSettings;
 use crate::domain::{Checklist, Outcome};
+use crate::experiment;
 use crate::llm::batch::{BatchClient, BatchError, GatewayBatch, parse_output_line};
 use crate::llm::{Analyzed, LlmError};
 use crate::severity::{Severe, Severity};
-use crate::store::{BatchCall, BatchRow, CallRecord, Failure, NewBatch, Store, StoreError};
+use crate::store::{
+    BatchCall, BatchRow, CallRecord, Failure, NewBatch, Store, StoreError, StoredCall,
+};
 use crate::summary::Summary;
 
 /// Rows written to `llm_batch_calls` at once while a file fills.
@@ -52,6 +55,11 @@ const POLL_MAX: Duration = Duration::from_secs(300);
 /// The `custom_id` of a call's line.
 fn custom_id(call_id: i64) -> String {
     format!("call-{call_id}")
+}
+
+/// The `custom_id` of a canary line.
+fn canary_custom_id(call_id: i64) -> String {
+    format!("canary-{call_id}")
 }
 
 /// What a day submitted.
@@ -97,20 +105,37 @@ struct Filling {
     broken: bool,
 }
 
-/// A day's batches being filled and submitted.
+/// A day's batches (or a canary night's) being filled and submitted.
 pub(super) struct Submitter<'a> {
     prepared: &'a Prepared,
     day: NaiveDate,
-    run_id: i64,
+    /// The day's run, whose claims the calls hold; `None` for a canary night.
+    run_id: Option<i64>,
+    canary_night: Option<i64>,
     state: tokio::sync::Mutex<Filling>,
 }
 
 impl<'a> Submitter<'a> {
     pub fn new(prepared: &'a Prepared, day: NaiveDate, run_id: i64) -> Submitter<'a> {
+        Submitter::filling(prepared, day, Some(run_id), None)
+    }
+
+    /// A canary night's batch: its lines are scored into the night's experiment.
+    fn for_canary(prepared: &'a Prepared, night: NaiveDate, night_id: i64) -> Submitter<'a> {
+        Submitter::filling(prepared, night, None, Some(night_id))
+    }
+
+    fn filling(
+        prepared: &'a Prepared,
+        day: NaiveDate,
+        run_id: Option<i64>,
+        canary_night: Option<i64>,
+    ) -> Submitter<'a> {
         Submitter {
             prepared,
             day,
             run_id,
+            canary_night,
             state: tokio::sync::Mutex::new(Filling {
                 part: None,
                 done: Submitted::default(),
@@ -182,6 +207,7 @@ impl<'a> Submitter<'a> {
                 department_id: p.settings.department_id,
                 day: self.day,
                 run_id: self.run_id,
+                canary_night: self.canary_night,
                 tag: &tag,
                 model: &p.settings.llm.model,
                 checklist_version: &p.checklist_version,
@@ -239,11 +265,15 @@ impl<'a> Submitter<'a> {
         };
         store.batch_uploaded(part.id, &file_id).await?;
         let mut metadata = Map::new();
+        let (owner, id) = match (self.run_id, self.canary_night) {
+            (Some(run), _) => ("run", run),
+            (None, night) => ("canary_night", night.unwrap_or_default()),
+        };
         for (k, v) in [
             ("callq", env!("CARGO_PKG_VERSION").to_string()),
             ("department", p.settings.department_id.to_string()),
             ("day", self.day.to_string()),
-            ("run", self.run_id.to_string()),
+            (owner, id.to_string()),
             ("tag", part.tag.clone()),
         ] {
             metadata.insert(k.into(), Value::String(v));
@@ -425,6 +455,62 @@ pub(super) async fn stage_call(
     }
 }
 
+/// A canary night's calls into a batch of their own: each stored transcript masked as the
+/// run masks it, its prompt rendered with tonight's template, its line written. The calls
+/// are scored, never saved: no claim is taken. How many calls may have reached the
+/// gateway, and what went wrong, if anything did.
+pub(crate) async fn submit_canary(
+    p: &Prepared,
+    night: NaiveDate,
+    night_id: i64,
+    calls: &[StoredCall],
+) -> (u64, Option<String>) {
+    let submitter = Submitter::for_canary(p, night, night_id);
+    let mut error = None;
+    for call in calls {
+        let text = p.settings.privacy.for_llm(&call.transcript);
+        let custom = canary_custom_id(call.id);
+        let line = p
+            .batch
+            .input_line(&custom, &p.prompt.render(&text), &p.schema);
+        if line.len() > p.settings.batch.max_bytes {
+            tracing::warn!(
+                "canary: call {}'s request ({} bytes) is larger than LLM_BATCH_MAX_BYTES; left out",
+                call.id,
+                line.len()
+            );
+            continue;
+        }
+        // A canary line saves no call: the listing's columns are not read back.
+        let row = BatchCall {
+            call_id: call.id,
+            custom_id: custom,
+            operator_id: 0,
+            start_local: night.and_time(chrono::NaiveTime::MIN),
+            finish_local: None,
+            duration_s: 0,
+            direction: None,
+            phone: None,
+            transcript: text.into_owned(),
+            stored_transcript: None,
+        };
+        match submitter.add(&line, row).await {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let (submitted, finished) = submitter.finish().await;
+    let error = error
+        .or(finished)
+        .map(|e| e.to_string())
+        .or_else(|| submitted.error.as_ref().map(|e| e.to_string()));
+    (submitted.calls + submitted.unsure, error)
+}
+
 /// A call that does not go into a batch after all gives its claim back.
 async fn release(p: &Prepared, call_id: i64, run_id: i64) {
     if let Err(e) = p.store.release_call(call_id, run_id).await {
@@ -485,9 +571,20 @@ pub struct Collected {
     /// Batches another collector was collecting.
     pub skipped_locked: u64,
     pub errors: Vec<String>,
+    /// Canary nights measured as their batches were collected (batch mode).
+    pub canary: Vec<crate::canary::Night>,
 }
 
 impl Collected {
+    /// A batch the gateway could not be asked about waits for the next collection. A
+    /// canary batch's is only logged: the canary never changes a run's exit code.
+    fn waits(&mut self, b: &BatchRow, error: String) {
+        match b.canary_night {
+            Some(_) => tracing::warn!("canary {error}"),
+            None => self.errors.push(error),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.batches_collected == 0
             && self.batches_open == 0
@@ -496,6 +593,7 @@ impl Collected {
             && self.repeated_lines == 0
             && self.skipped_locked == 0
             && self.errors.is_empty()
+            && self.canary.is_empty()
     }
 
     pub fn to_json(&self) -> Value {
@@ -517,6 +615,7 @@ impl Collected {
             "cost_usd": s.cost_usd,
             "cost_source": s.cost_source().unwrap_or("none"),
             "errors": self.errors,
+            "canary": self.canary.iter().map(|n| n.to_json()).collect::<Vec<_>>(),
         })
     }
 }
@@ -696,8 +795,7 @@ impl Collector<'_> {
                     b.id,
                     b.day
                 );
-                report.calls_given_back += n;
-                Ok(())
+                self.given_back(&b, n, report).await
             }
             "creating" => {
                 let since = b.created_at.timestamp() - 3600;
@@ -733,22 +831,52 @@ impl Collector<'_> {
                             b.id,
                             b.day
                         );
-                        report.calls_given_back += n;
-                        Ok(())
+                        self.given_back(&b, n, report).await
                     }
                     Err(e) => {
                         report.batches_open += 1;
                         report.calls_in_flight += b.pending as u64;
-                        report.errors.push(format!(
-                            "batch {}: could not look for it at the gateway: {e}; it waits",
-                            b.id
-                        ));
+                        report.waits(
+                            &b,
+                            format!(
+                                "batch {}: could not look for it at the gateway: {e}; it waits",
+                                b.id
+                            ),
+                        );
                         Ok(())
                     }
                 }
             }
             _ => self.collect_batch(b, report).await,
         }
+    }
+
+    /// A batch that never reached the gateway was given back: its `n` calls are scored
+    /// again by the nightly run — or, for a canary batch, its night ends failed.
+    async fn given_back(
+        &self,
+        b: &BatchRow,
+        n: u64,
+        report: &mut Collected,
+    ) -> Result<(), RunError> {
+        match b.canary_night {
+            None => report.calls_given_back += n,
+            Some(night) => self.canary_measured(night, &[], report).await?,
+        }
+        Ok(())
+    }
+
+    /// A canary batch is done: its night is measured (when no other batch of it is open).
+    async fn canary_measured(
+        &self,
+        night: i64,
+        models: &[String],
+        report: &mut Collected,
+    ) -> Result<(), RunError> {
+        if let Some(n) = crate::canary::measure_collected(self.store, night, models).await? {
+            report.canary.push(n);
+        }
+        Ok(())
     }
 
     /// One submitted batch: asked about, and collected when finished — by one collector
@@ -778,10 +906,13 @@ impl Collector<'_> {
             Err(e) => {
                 report.batches_open += 1;
                 report.calls_in_flight += b.pending as u64;
-                report.errors.push(format!(
-                    "batch {} ({gateway_id}): the gateway did not say how it is: {e}; it waits",
-                    b.id
-                ));
+                report.waits(
+                    &b,
+                    format!(
+                        "batch {} ({gateway_id}): the gateway did not say how it is: {e}; it waits",
+                        b.id
+                    ),
+                );
                 return Ok(());
             }
         };
@@ -801,10 +932,17 @@ impl Collector<'_> {
                 b.id
             );
         }
+        let canary = match b.canary_night {
+            Some(night) => Some(CanaryLines {
+                experiment_id: self.canary_experiment(night).await?,
+                models: Default::default(),
+            }),
+            None => None,
+        };
         let before = report.outcomes.cost_usd;
         let bad_before = report.bad_lines + report.repeated_lines;
         for file in [&g.output_file_id, &g.error_file_id].into_iter().flatten() {
-            self.read_file(&b, file, report).await?;
+            self.read_file(&b, canary.as_ref(), file, report).await?;
         }
         let why = match g.status.as_str() {
             "expired" => "the batch expired before this call was answered".to_string(),
@@ -816,6 +954,31 @@ impl Collector<'_> {
             _ => "the batch's files held no answer for this call".to_string(),
         };
         let rest = self.store.give_back_batch(b.id, "collected", &why).await?;
+        if let (Some(night), Some(canary)) = (b.canary_night, canary) {
+            if rest > 0 {
+                tracing::warn!(
+                    "canary batch {} ({}): {rest} call(s) without an answer ({why})",
+                    b.id,
+                    g.status
+                );
+            }
+            let bad = report.bad_lines + report.repeated_lines - bad_before;
+            self.store.batch_collected(b.id, bad, None).await?;
+            report.batches_collected += 1;
+            tracing::info!(
+                "canary batch {} ({gateway_id}, {}) collected",
+                b.id,
+                g.status
+            );
+            self.forget_files(&g).await;
+            let models: Vec<String> = canary
+                .models
+                .into_inner()
+                .expect("models")
+                .into_iter()
+                .collect();
+            return self.canary_measured(night, &models, report).await;
+        }
         if rest > 0 {
             tracing::warn!(
                 "batch {} ({}): {rest} call(s) without an answer ({why}); the nightly run submits them again",
@@ -848,6 +1011,16 @@ impl Collector<'_> {
         self.checklist.version()
     }
 
+    /// The experiment a canary night's answers are kept in.
+    async fn canary_experiment(&self, night: i64) -> Result<i64, RunError> {
+        let row = self.store.canary_night(night).await?;
+        row.and_then(|r| r.experiment_id).ok_or_else(|| {
+            RunError::Batch(BatchError::File(format!(
+                "canary night {night} has no experiment to keep its answers in"
+            )))
+        })
+    }
+
     /// Files at the gateway hold masked transcripts; once collected they are removed.
     async fn forget_files(&self, g: &GatewayBatch) {
         for file in [&g.input_file_id, &g.output_file_id, &g.error_file_id]
@@ -863,6 +1036,7 @@ impl Collector<'_> {
     async fn read_file(
         &self,
         b: &BatchRow,
+        canary: Option<&CanaryLines>,
         file_id: &str,
         report: &mut Collected,
     ) -> Result<(), RunError> {
@@ -874,13 +1048,14 @@ impl Collector<'_> {
         // Boxed: the closures' borrowed types would otherwise leak into the run's future
         // and keep it from being spawned.
         let mut results = lines
-            .map(|line| self.line(b, line).boxed())
+            .map(|line| self.line(b, canary, line).boxed())
             .buffer_unordered(SAVE_CONCURRENCY)
             .boxed();
         let mut fatal = None;
         while let Some(result) = results.next().await {
             match result {
                 Ok(Line::Finished(f)) => report.outcomes.record(&f),
+                Ok(Line::Canary) => {}
                 Ok(Line::Bad) => report.bad_lines += 1,
                 Ok(Line::Repeated) => report.repeated_lines += 1,
                 Ok(Line::Blank) => {}
@@ -895,7 +1070,12 @@ impl Collector<'_> {
         }
     }
 
-    async fn line(&self, b: &BatchRow, line: std::io::Result<Vec<u8>>) -> Result<Line, RunError> {
+    async fn line(
+        &self,
+        b: &BatchRow,
+        canary: Option<&CanaryLines>,
+        line: std::io::Result<Vec<u8>>,
+    ) -> Result<Line, RunError> {
         let line = line.map_err(|e| {
             RunError::Batch(BatchError::Unavailable {
                 what: "a batch result file",
@@ -937,16 +1117,34 @@ impl Collector<'_> {
             return Ok(Line::Repeated);
         }
         let call = found.call;
+        let judge = Judge {
+            checklist: self.checklist,
+            review_below_percent: self.settings.review_below_percent,
+        };
+        if let Some(canary) = canary {
+            if let Some(model) = parsed.answer.model() {
+                canary
+                    .models
+                    .lock()
+                    .expect("models")
+                    .insert(model.to_string());
+            }
+            let answer = self.client.analyzed(parsed.answer, self.checklist);
+            let keep = KeepCanaryLine {
+                store: self.store,
+                batch: b.id,
+                experiment_id: canary.experiment_id,
+            };
+            answer::handle::<RunError>(call.call_id, &call.transcript, answer, judge, &keep)
+                .await?;
+            return Ok(Line::Canary);
+        }
         let answer = self.client.analyzed(parsed.answer, self.checklist);
         let keep = SaveCollected {
             c: self,
             batch: b,
             call: &call,
             lost: AtomicBool::new(false),
-        };
-        let judge = Judge {
-            checklist: self.checklist,
-            review_below_percent: self.settings.review_below_percent,
         };
         let finished: Finished =
             answer::handle::<RunError>(call.call_id, &call.transcript, answer, judge, &keep)
@@ -977,6 +1175,8 @@ async fn next_line<R: tokio::io::AsyncBufRead + Unpin>(
 
 enum Line {
     Finished(Finished),
+    /// A canary line, kept in its night's experiment.
+    Canary,
     Bad,
     Repeated,
     Blank,
@@ -1036,6 +1236,46 @@ impl Keep for SaveCollected<'_> {
         {
             self.lost.store(true, Ordering::Relaxed);
         }
+        Ok(())
+    }
+}
+
+/// A canary batch's collection: the experiment its lines are kept in, and the model names
+/// its answers reported.
+struct CanaryLines {
+    experiment_id: i64,
+    models: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// A canary line's answer or failure is its night's experiment row — as `compare` keeps
+/// one — written with the line marked done in its batch, in one transaction. A line
+/// another collector had first writes nothing.
+struct KeepCanaryLine<'a> {
+    store: &'a Store,
+    batch: i64,
+    experiment_id: i64,
+}
+
+impl Keep for KeepCanaryLine<'_> {
+    async fn answer(&self, call_id: i64, analyzed: &Analyzed) -> Result<(), StoreError> {
+        let row = experiment::answered_row(call_id, analyzed);
+        self.store
+            .keep_canary_line(self.batch, self.experiment_id, &row)
+            .await?;
+        Ok(())
+    }
+
+    async fn failure(
+        &self,
+        call_id: i64,
+        _stage: &'static str,
+        error: &str,
+        spent: &Spent,
+    ) -> Result<(), StoreError> {
+        let row = experiment::failed_row(call_id, error, spent);
+        self.store
+            .keep_canary_line(self.batch, self.experiment_id, &row)
+            .await?;
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use crate::summary::Summary;
 use crate::tbank::{Group, TbankClient};
 
 pub(crate) use answer::{Finished, Judge, Keep, Spent, handle as handle_answer};
+pub(crate) use batch::submit_canary;
 pub use batch::{BatchDesk, Collected, Collector};
 pub use error::{PromptFileError, RunError, Signal};
 pub use stop::Stop;
@@ -234,6 +235,7 @@ impl Prepared {
             checklist: &self.checklist,
             prompt: &self.prompt,
             schema: &self.schema,
+            batch: (self.settings.batch.mode == crate::config::LlmMode::Batch).then_some(self),
         })
         .await
     }

@@ -6,6 +6,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use tokio_postgres::types::ToSql;
 
+use super::experiment::{ExperimentCall, write_experiment_call};
 use super::save::{CallRecord, write_call_with};
 use super::{Store, StoreError};
 
@@ -16,7 +17,10 @@ pub const OPEN_STATES: [&str; 4] = ["filling", "uploading", "creating", "submitt
 pub struct NewBatch<'a> {
     pub department_id: i32,
     pub day: NaiveDate,
-    pub run_id: i64,
+    /// The run whose calls it holds; `None` for a canary batch.
+    pub run_id: Option<i64>,
+    /// The canary night whose calls it holds (scored into that night's experiment).
+    pub canary_night: Option<i64>,
     pub tag: &'a str,
     pub model: &'a str,
     pub checklist_version: &'a str,
@@ -80,14 +84,18 @@ pub struct BatchRow {
     pub run_alive: bool,
     /// Calls of it not collected yet.
     pub pending: i64,
+    /// The canary night it scores, for a canary batch.
+    pub canary_night: Option<i64>,
 }
 
 const BATCH_COLUMNS: &str = "b.id, b.department_id, b.call_date, b.run_id, b.tag, b.state,
     b.file_id, b.batch_id, b.gateway_status, b.requests, b.created_at, b.model,
     b.checklist_version, b.prompt_version, b.saved, b.failed, b.bad_lines, b.cost_usd,
     b.last_error,
-    coalesce(r.status = 'running' AND callq_run_alive(r.process_key, r.heartbeat_at), false),
-    (SELECT count(*) FROM llm_batch_calls c WHERE c.batch_id = b.id AND c.state = 'pending')";
+    coalesce(r.status = 'running' AND callq_run_alive(r.process_key, r.heartbeat_at),
+             b.process_key IS NOT NULL AND callq_run_alive(b.process_key, NULL), false),
+    (SELECT count(*) FROM llm_batch_calls c WHERE c.batch_id = b.id AND c.state = 'pending'),
+    b.canary_night_id";
 
 fn batch_row(r: &tokio_postgres::Row) -> BatchRow {
     BatchRow {
@@ -112,6 +120,7 @@ fn batch_row(r: &tokio_postgres::Row) -> BatchRow {
         last_error: r.get(18),
         run_alive: r.get(19),
         pending: r.get(20),
+        canary_night: r.get(21),
     }
 }
 
@@ -159,8 +168,9 @@ impl Store {
             let row = client
                 .query_one(
                     "INSERT INTO llm_batches (department_id, call_date, run_id, tag, model,
-                                              checklist_version, prompt_version)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                                              checklist_version, prompt_version, canary_night_id,
+                                              process_key)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
                     &[
                         &b.department_id,
                         &b.day,
@@ -169,6 +179,8 @@ impl Store {
                         &b.model,
                         &b.checklist_version,
                         &b.prompt_version,
+                        &b.canary_night,
+                        &self.process_key,
                     ],
                 )
                 .await?;
@@ -177,12 +189,12 @@ impl Store {
         .await
     }
 
-    /// Adds calls to a batch being filled, and ties their claims (held by `run_id`) to
-    /// it, in one statement.
+    /// Adds calls to a batch being filled, and ties their claims (held by `run_id`; a
+    /// canary batch has none) to it, in one statement.
     pub async fn add_batch_calls(
         &self,
         batch: i64,
-        run_id: i64,
+        run_id: Option<i64>,
         calls: &[BatchCall],
     ) -> Result<(), StoreError> {
         if calls.is_empty() {
@@ -337,7 +349,8 @@ impl Store {
     /// answered). Its pending calls are recorded as failed at the `batch` stage (so the
     /// nightly run scores them again), their transcripts removed, their claims released,
     /// and the batch marked `state` (`released`, or `collected` for a finished batch's
-    /// unanswered rest) — one statement. Returns how many calls were given back.
+    /// unanswered rest) — one statement. Returns how many calls were given back. A canary
+    /// batch's lines become failed rows of its night's experiment instead.
     pub async fn give_back_batch(
         &self,
         batch: i64,
@@ -348,7 +361,8 @@ impl Store {
             let client = self.client().await?;
             let row = client
                 .query_one(
-                    "WITH b AS (SELECT id, department_id, call_date, run_id FROM llm_batches WHERE id = $1),
+                    "WITH b AS (SELECT id, department_id, call_date, run_id, canary_night_id
+                                FROM llm_batches WHERE id = $1),
                      given AS (
                          UPDATE llm_batch_calls SET state = 'failed', transcript = NULL,
                                 stored_transcript = NULL
@@ -358,10 +372,17 @@ impl Store {
                          INSERT INTO call_failures (call_id, department_id, call_date, run_id, stage, error)
                          SELECT g.call_id, b.department_id, b.call_date, b.run_id, 'batch', $3
                          FROM given g, b
-                         WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = g.call_id)
+                         WHERE b.canary_night_id IS NULL
+                           AND NOT EXISTS (SELECT 1 FROM calls c WHERE c.id = g.call_id)
                          ON CONFLICT (call_id) DO UPDATE SET
                              run_id = EXCLUDED.run_id, stage = EXCLUDED.stage, error = EXCLUDED.error,
                              attempts = call_failures.attempts + 1, last_failed_at = now()),
+                     canary AS (
+                         INSERT INTO experiment_calls (experiment_id, call_id, error)
+                         SELECT n.experiment_id, g.call_id, $3
+                         FROM given g, b JOIN canary_nights n ON n.id = b.canary_night_id
+                         WHERE n.experiment_id IS NOT NULL
+                         ON CONFLICT DO NOTHING),
                      claims AS (DELETE FROM call_claims WHERE batch_id = $1),
                      batch AS (
                          UPDATE llm_batches SET state = $2, last_error = $3,
@@ -453,11 +474,26 @@ impl Store {
                 .query(
                     "SELECT DISTINCT call_date FROM llm_batches
                      WHERE department_id = $1 AND call_date >= $2 AND call_date < $3
-                       AND state = ANY($4) ORDER BY 1",
+                       AND state = ANY($4) AND canary_night_id IS NULL ORDER BY 1",
                     &[&department_id, &since, &before, &OPEN_STATES.as_slice()],
                 )
                 .await?;
             Ok::<_, StoreError>(rows.iter().map(|r| r.get(0)).collect())
+        })
+        .await
+    }
+
+    /// How many batches of a canary night are not finished.
+    pub(crate) async fn canary_night_open_batches(&self, night_id: i64) -> Result<i64, StoreError> {
+        self.timed("the open batches", async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM llm_batches WHERE canary_night_id = $1 AND state = ANY($2)",
+                    &[&night_id, &OPEN_STATES.as_slice()],
+                )
+                .await?;
+            Ok::<_, StoreError>(row.get(0))
         })
         .await
     }
@@ -472,7 +508,7 @@ impl Store {
                     "SELECT DISTINCT c.call_id FROM llm_batch_calls c
                      JOIN llm_batches b ON b.id = c.batch_id
                      WHERE c.call_id = ANY($1) AND c.state = 'pending'
-                       AND b.state IN ('creating', 'submitted')",
+                       AND b.state IN ('creating', 'submitted') AND b.canary_night_id IS NULL",
                 )
                 .await?;
             let rows = client.query(&stmt, &[&ids]).await?;
@@ -622,6 +658,42 @@ impl Store {
                 )
                 .await?;
             Ok::<_, StoreError>(row.get::<_, i64>(0) > 0)
+        })
+        .await
+    }
+
+    /// A canary batch's line answered or failed: kept as its night's experiment row and
+    /// marked so in its batch (its transcript there removed), in one transaction. `false`:
+    /// it was not pending any more (another collector had it first): nothing written.
+    pub async fn keep_canary_line(
+        &self,
+        batch: i64,
+        experiment_id: i64,
+        call: &ExperimentCall<'_>,
+    ) -> Result<bool, StoreError> {
+        self.timed("a canary line", async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let state = if call.error.is_some() {
+                "failed"
+            } else {
+                "saved"
+            };
+            let won = tx
+                .execute(
+                    "UPDATE llm_batch_calls SET state = $3, transcript = NULL,
+                         stored_transcript = NULL
+                     WHERE batch_id = $1 AND call_id = $2 AND state = 'pending'",
+                    &[&batch, &call.call_id, &state],
+                )
+                .await?;
+            if won == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            write_experiment_call(&tx, experiment_id, call).await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(true)
         })
         .await
     }

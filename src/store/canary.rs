@@ -41,7 +41,7 @@ pub(crate) struct CanaryNightRecord<'a> {
 
 /// A night as read back, with its totals (`None` where it had none).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CanaryNightRow {
+pub struct CanaryNightRow {
     pub id: i64,
     pub department_id: i32,
     pub night: NaiveDate,
@@ -159,44 +159,70 @@ impl Store {
             .await?)
     }
 
-    /// Writes a night and its agreement in one transaction; returns its id.
+    /// Writes a night and its agreement in one transaction; returns its id. With `id`,
+    /// the night recorded earlier (one whose calls went into a batch) is written over.
     pub(crate) async fn save_canary_night(
         &self,
+        id: Option<i64>,
         n: &CanaryNightRecord<'_>,
     ) -> Result<i64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let id: i64 = tx
-            .query_one(
+        // A night waiting for its batch is not finished yet.
+        let sql = match id {
+            None => {
                 "INSERT INTO canary_nights (department_id, night, started_at, finished_at, status,
                      why, experiment_id, checklist_version, prompt_version, model, model_reported,
                      calls, calls_failed, calls_replaced, prompt_tokens, completion_tokens,
                      cost_usd, margin)
-                 VALUES ($1, $2, $3, now(), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                     $16, $17)
-                 RETURNING id",
-                &[
-                    &n.department_id,
-                    &n.night,
-                    &n.started_at,
-                    &n.status,
-                    &n.why,
-                    &n.experiment_id,
-                    &n.checklist_version,
-                    &n.prompt_version,
-                    &n.model,
-                    &n.model_reported,
-                    &count(n.calls),
-                    &count(n.calls_failed),
-                    &count(n.calls_replaced),
-                    &(n.prompt_tokens as i64),
-                    &(n.completion_tokens as i64),
-                    &n.cost_usd,
-                    &n.margin,
-                ],
-            )
-            .await?
-            .get(0);
+                 VALUES ($1, $2, $3, CASE WHEN $4 = 'in_batch' THEN NULL ELSE now() END, $4, $5,
+                     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 RETURNING id"
+            }
+            Some(_) => {
+                "UPDATE canary_nights SET department_id = $1, night = $2, started_at = $3,
+                     finished_at = CASE WHEN $4 = 'in_batch' THEN NULL ELSE now() END,
+                     status = $4, why = $5, experiment_id = $6, checklist_version = $7,
+                     prompt_version = $8, model = $9, model_reported = $10, calls = $11,
+                     calls_failed = $12, calls_replaced = $13, prompt_tokens = $14,
+                     completion_tokens = $15, cost_usd = $16, margin = $17
+                 WHERE id = $18
+                 RETURNING id"
+            }
+        };
+        let id_param = id.unwrap_or_default();
+        let (calls, failed, replaced) = (
+            count(n.calls),
+            count(n.calls_failed),
+            count(n.calls_replaced),
+        );
+        let (prompt_tokens, completion_tokens) =
+            (n.prompt_tokens as i64, n.completion_tokens as i64);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &n.department_id,
+            &n.night,
+            &n.started_at,
+            &n.status,
+            &n.why,
+            &n.experiment_id,
+            &n.checklist_version,
+            &n.prompt_version,
+            &n.model,
+            &n.model_reported,
+            &calls,
+            &failed,
+            &replaced,
+            &prompt_tokens,
+            &completion_tokens,
+            &n.cost_usd,
+            &n.margin,
+        ];
+        if id.is_some() {
+            params.push(&id_param);
+        }
+        let id: i64 = tx.query_one(sql, &params).await?.get(0);
+        tx.execute("DELETE FROM canary_agreement WHERE night_id = $1", &[&id])
+            .await?;
         let a = n.agreement;
         let against: Vec<&str> = a.iter().map(|x| x.against).collect();
         let category: Vec<&str> = a.iter().map(|x| x.category.as_str()).collect();
@@ -228,6 +254,20 @@ impl Store {
         department_id: Option<i32>,
         limit: i64,
     ) -> Result<Vec<CanaryNightRow>, StoreError> {
+        self.canary_nights_where(department_id, None, limit).await
+    }
+
+    /// One night by its id.
+    pub(crate) async fn canary_night(&self, id: i64) -> Result<Option<CanaryNightRow>, StoreError> {
+        Ok(self.canary_nights_where(None, Some(id), 1).await?.pop())
+    }
+
+    async fn canary_nights_where(
+        &self,
+        department_id: Option<i32>,
+        id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<CanaryNightRow>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -243,11 +283,12 @@ impl Store {
                           AND h.category = '' AND h.criterion = ''
                      LEFT JOIN canary_agreement s ON s.night_id = n.id AND s.against = 'self'
                           AND s.category = '' AND s.criterion = ''
-                     WHERE $1::int IS NULL OR n.department_id = $1
+                     WHERE ($1::int IS NULL OR n.department_id = $1)
+                       AND ($3::bigint IS NULL OR n.id = $3)
                      ORDER BY n.started_at DESC, n.id DESC
                      LIMIT $2) t
                  ORDER BY started_at, id",
-                &[&department_id, &limit],
+                &[&department_id, &limit, &id],
             )
             .await?;
         Ok(rows

@@ -39,6 +39,15 @@ pub struct ExperimentCall<'a> {
     pub error: Option<&'a str>,
 }
 
+/// An experiment's calls counted from its rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExperimentTotals {
+    pub scored: usize,
+    pub failed: usize,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+}
+
 impl Store {
     /// Ids of the department's scored calls in `from..=to`, and how many of them have no
     /// stored transcript (those cannot be scored again).
@@ -129,65 +138,78 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let a = c.analysis;
-        let sales = a.map(|a| a.is_sales_call);
-        let scored = a.filter(|a| a.is_sales_call);
-        let total = scored.map(|a| a.total_score);
-        let max = scored.map(|a| a.max_score);
-        let pct = scored.map(|a| a.performance_percentage);
-        let reasons: Vec<&str> = a
-            .map(|a| a.review_reasons.iter().map(|r| r.as_str()).collect())
-            .unwrap_or_default();
-        let (pt, ct) = (
-            i32_of(c.usage.prompt_tokens),
-            i32_of(c.usage.completion_tokens),
-        );
-        let params: [&(dyn ToSql + Sync); 11] = [
-            &experiment_id,
-            &c.call_id,
-            &sales,
-            &total,
-            &max,
-            &pct,
-            &reasons,
-            &pt,
-            &ct,
-            &c.cost_usd,
-            &c.error,
-        ];
-        tx.execute(
-            "INSERT INTO experiment_calls (experiment_id, call_id, is_sales_call, total_score,
-                 max_score, performance_percentage, review_reasons, prompt_tokens,
-                 completion_tokens, cost_usd, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11)",
-            &params,
-        )
-        .await?;
-        if let Some(a) = a {
-            let e = EvaluationColumns::of(&a.evaluations);
-            tx.execute(
-                "INSERT INTO experiment_evaluations (experiment_id, call_id, category, criterion,
-                     score, max_score, reason, evidence, evidence_verified)
-                 SELECT $1::bigint, $2::bigint, * FROM unnest($3::text[], $4::text[],
-                     $5::float8[], $6::float8[], $7::text[], $8::text[], $9::boolean[])",
-                &[
-                    &experiment_id,
-                    &c.call_id,
-                    &e.category,
-                    &e.criterion,
-                    &e.score,
-                    &e.max_score,
-                    &e.reason,
-                    &e.evidence,
-                    &e.evidence_verified,
-                ],
-            )
-            .await?;
-        }
+        write_experiment_call(&tx, experiment_id, c).await?;
         tx.commit().await?;
         Ok(())
     }
+}
 
+/// An experiment call's rows, inside the caller's transaction (a canary batch's line marks
+/// itself collected in the same commit).
+pub(super) async fn write_experiment_call<C: deadpool_postgres::GenericClient>(
+    tx: &C,
+    experiment_id: i64,
+    c: &ExperimentCall<'_>,
+) -> Result<(), StoreError> {
+    let a = c.analysis;
+    let sales = a.map(|a| a.is_sales_call);
+    let scored = a.filter(|a| a.is_sales_call);
+    let total = scored.map(|a| a.total_score);
+    let max = scored.map(|a| a.max_score);
+    let pct = scored.map(|a| a.performance_percentage);
+    let reasons: Vec<&str> = a
+        .map(|a| a.review_reasons.iter().map(|r| r.as_str()).collect())
+        .unwrap_or_default();
+    let (pt, ct) = (
+        i32_of(c.usage.prompt_tokens),
+        i32_of(c.usage.completion_tokens),
+    );
+    let params: [&(dyn ToSql + Sync); 11] = [
+        &experiment_id,
+        &c.call_id,
+        &sales,
+        &total,
+        &max,
+        &pct,
+        &reasons,
+        &pt,
+        &ct,
+        &c.cost_usd,
+        &c.error,
+    ];
+    tx.execute(
+        "INSERT INTO experiment_calls (experiment_id, call_id, is_sales_call, total_score,
+                 max_score, performance_percentage, review_reasons, prompt_tokens,
+                 completion_tokens, cost_usd, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11)",
+        &params,
+    )
+    .await?;
+    if let Some(a) = a {
+        let e = EvaluationColumns::of(&a.evaluations);
+        tx.execute(
+            "INSERT INTO experiment_evaluations (experiment_id, call_id, category, criterion,
+                     score, max_score, reason, evidence, evidence_verified)
+                 SELECT $1::bigint, $2::bigint, * FROM unnest($3::text[], $4::text[],
+                     $5::float8[], $6::float8[], $7::text[], $8::text[], $9::boolean[])",
+            &[
+                &experiment_id,
+                &c.call_id,
+                &e.category,
+                &e.criterion,
+                &e.score,
+                &e.max_score,
+                &e.reason,
+                &e.evidence,
+                &e.evidence_verified,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
     pub async fn finish_experiment(
         &self,
         id: i64,
@@ -210,6 +232,73 @@ impl Store {
             )
             .await?;
         Ok(())
+    }
+
+    /// (call, category, criterion, score, max) of an experiment's scores: its calls answered
+    /// as sales calls.
+    pub async fn experiment_scores(
+        &self,
+        experiment_id: i64,
+    ) -> Result<Vec<(i64, String, String, f64, f64)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT e.call_id, coalesce(e.category, ''), coalesce(e.criterion, ''),
+                        e.score::float8, coalesce(e.max_score, 0)::float8
+                 FROM experiment_evaluations e
+                 JOIN experiment_calls c ON c.experiment_id = e.experiment_id
+                      AND c.call_id = e.call_id
+                 WHERE e.experiment_id = $1 AND c.is_sales_call AND e.score IS NOT NULL
+                 ORDER BY e.call_id, e.category, e.criterion",
+                &[&experiment_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect())
+    }
+
+    /// The calls an experiment has a row for (answered or failed).
+    pub async fn experiment_call_ids(&self, experiment_id: i64) -> Result<Vec<i64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT call_id FROM experiment_calls WHERE experiment_id = $1 ORDER BY call_id",
+                &[&experiment_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// An experiment's calls counted from its rows: answered as sales calls, failed, and
+    /// what every answer cost (failed ones included; `None` when no price was known).
+    pub async fn experiment_totals(
+        &self,
+        experiment_id: i64,
+    ) -> Result<ExperimentTotals, StoreError> {
+        let client = self.client().await?;
+        let r = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE error IS NULL AND is_sales_call),
+                        count(*) FILTER (WHERE error IS NOT NULL),
+                        coalesce(sum(prompt_tokens), 0)::bigint,
+                        coalesce(sum(completion_tokens), 0)::bigint,
+                        sum(cost_usd)::float8
+                 FROM experiment_calls WHERE experiment_id = $1",
+                &[&experiment_id],
+            )
+            .await?;
+        Ok(ExperimentTotals {
+            scored: r.get::<_, i64>(0).max(0) as usize,
+            failed: r.get::<_, i64>(1).max(0) as usize,
+            usage: Usage {
+                prompt_tokens: r.get::<_, i64>(2).max(0) as u64,
+                completion_tokens: r.get::<_, i64>(3).max(0) as u64,
+                cached_tokens: 0,
+            },
+            cost_usd: r.get(4),
+        })
     }
 
     /// (call, category, criterion, score, max) of the stored evaluations of `ids`.

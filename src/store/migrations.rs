@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0009_batches",
         include_str!("../../db/migrations/0009_batches.sql"),
     ),
+    (
+        10,
+        "0010_canary_batches",
+        include_str!("../../db/migrations/0010_canary_batches.sql"),
+    ),
 ];
 
 /// The table that records applied migrations; db/schema.sql creates it with the same text.

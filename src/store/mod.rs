@@ -34,7 +34,7 @@ pub use batches::{BatchCall, BatchLock, BatchRow, CollectedCall, NewBatch, OPEN_
 pub use calibration::HumanImportCounts;
 pub(crate) use canary::{CanaryAgreement, CanaryNightRecord, CanaryNightRow};
 pub use claims::Claim;
-pub use experiment::{ExperimentCall, ExperimentStart, StoredCall};
+pub use experiment::{ExperimentCall, ExperimentStart, ExperimentTotals, StoredCall};
 pub use lock::DayLock;
 pub use migrations::{MIGRATIONS, MIGRATIONS_TABLE};
 pub use operators::{ImportCounts, UnknownOperator};

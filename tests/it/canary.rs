@@ -463,3 +463,250 @@ async fn a_signal_during_the_canary_leaves_it_unfinished_and_the_run_ends() {
     assert_eq!(h.count("SELECT count(*) FROM canary_nights").await, 0);
     gate.release();
 }
+
+/// Batch mode: one nightly run in batch mode with `--json` (the nightly run: no date).
+async fn batch_night(h: &Harness) -> (i32, Value) {
+    let r = nightly(h).await;
+    // The fake answers a batch in the background: settled before anything is changed.
+    h.llm.batch_lines();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_batch_mode_the_canary_goes_through_the_batch_and_is_measured_when_collected() {
+    let c = world(
+        LlmConfig {
+            score_noise: NOISE,
+            seed: 11,
+            ..LlmConfig::default()
+        },
+        &format!("CANARY_CALLS={CANARY}\n"),
+        true,
+    )
+    .await;
+    let h = &c.h;
+    // One synchronous night first, for the price of the same calls without the batch.
+    let (code, r) = nightly(h).await;
+    assert_eq!(code, 0, "{r}");
+    let sync_cost = r["canary"]["cost_usd"].as_f64().unwrap();
+    h.set_env("LLM_MODE=batch");
+    let calls_before = h.snapshot().await;
+    let requests = h.llm.requests();
+
+    // Night 1 goes into a batch of its own; nothing is measured yet.
+    let (code, r) = batch_night(h).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["canary"]["status"], "in_batch", "{r}");
+    assert_eq!(h.llm.requests(), requests, "no synchronous request");
+    let canary_lines = |h: &Harness| {
+        h.llm
+            .batch_custom_ids()
+            .iter()
+            .filter(|id| id.starts_with("canary-"))
+            .count()
+    };
+    assert_eq!(canary_lines(h), CANARY, "a line per canary call");
+    assert_eq!(
+        h.count("SELECT count(*) FROM canary_nights WHERE status = 'in_batch'")
+            .await,
+        1
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM call_claims").await,
+        0,
+        "canary lines hold no claim"
+    );
+
+    // The next nights collect the night before and put tonight's into a batch.
+    for night in 2..=4 {
+        let (code, r) = batch_night(h).await;
+        assert_eq!(code, 0, "{r}");
+        let measured = &r["batches"]["canary"][0];
+        assert_eq!(measured["status"], "ok", "night {night}: {r}");
+        assert_eq!(measured["calls"], CANARY as u64);
+        assert_eq!(measured["dropped"], false, "{measured}");
+        assert!(
+            measured["human"]["exact"].as_f64().unwrap() > 0.7,
+            "{measured}"
+        );
+        // The batch discount: LLM_PRICE_BATCH_FACTOR (0.5) × the synchronous price.
+        let cost = measured["cost_usd"].as_f64().unwrap();
+        assert!(
+            (cost - sync_cost / 2.0).abs() < sync_cost * 0.05,
+            "{cost} vs {sync_cost}"
+        );
+        assert_eq!(r["canary"]["status"], "in_batch");
+        // Collected calls of the canary are never counted as the night's scored calls.
+        assert_eq!(r["batches"]["scored"], 0, "{r}");
+    }
+    assert_eq!(
+        h.llm.requests(),
+        requests,
+        "every canary line went by batch"
+    );
+    let prom = std::fs::read_to_string(&c.metrics).unwrap();
+    assert_eq!(metric(&prom, "callq_canary_ran{department=\"1\"}"), 1.0);
+    assert_eq!(
+        metric(&prom, "callq_canary_calls{department=\"1\"}"),
+        CANARY as f64
+    );
+
+    // The model shifts: tonight's batch is answered by it, and the run that collects it
+    // warns.
+    h.llm.set_score_shift(-1.0);
+    let (code, _) = batch_night(h).await;
+    assert_eq!(code, 0);
+    h.llm.set_score_shift(0.0);
+    let out = output(callq().args(["run", "--env-file"]).arg(&h.env_path)).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("WARNING: the canary's agreement with human QA fell to"),
+        "{stdout}"
+    );
+    let prom = std::fs::read_to_string(&c.metrics).unwrap();
+    let exact = metric(
+        &prom,
+        "callq_canary_agreement{department=\"1\",against=\"human\",stat=\"exact\"}",
+    );
+    let median = metric(
+        &prom,
+        "callq_canary_agreement_median{department=\"1\",against=\"human\",stat=\"exact\"}",
+    );
+    assert!(
+        median - exact > metric(&prom, "callq_canary_margin{department=\"1\"}"),
+        "{prom}"
+    );
+    let t = trend(h).await;
+    let statuses: Vec<&str> = t["nights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["status"].as_str().unwrap())
+        .collect();
+    // The synchronous night, four batch nights, the shifted one, tonight's in its batch.
+    assert_eq!(
+        statuses,
+        ["ok", "ok", "ok", "ok", "ok", "ok", "in_batch"],
+        "{t}"
+    );
+    let dropped: Vec<bool> = t["nights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["dropped"] == true)
+        .collect();
+    assert_eq!(
+        dropped,
+        [false, false, false, false, false, true, false],
+        "{t}"
+    );
+    assert_eq!(h.snapshot().await, calls_before, "calls untouched");
+    assert_eq!(
+        h.count("SELECT count(*) FROM llm_batch_calls WHERE transcript IS NOT NULL AND state <> 'pending'")
+            .await,
+        0,
+        "no masked transcript is kept past its line"
+    );
+    assert_eq!(h.count("SELECT count(*) FROM call_failures").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_batch_that_fails_or_never_reaches_the_gateway_ends_its_night_failed() {
+    let c = world(
+        LlmConfig::default(),
+        &format!("CANARY_CALLS={CANARY}\n"),
+        true,
+    )
+    .await;
+    let h = &c.h;
+    h.set_env("LLM_MODE=batch");
+    // The gateway refuses tonight's batch: the night that collects it says so.
+    h.llm.fail_next_batches(1);
+    let (code, r) = batch_night(h).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["canary"]["status"], "in_batch", "{r}");
+    let (code, r) = batch_night(h).await;
+    assert_eq!(code, 0, "the canary never fails the run: {r}");
+    let failed = &r["batches"]["canary"][0];
+    assert_eq!(failed["status"], "failed", "{r}");
+    assert_eq!(failed["calls_failed"], CANARY as u64, "{failed}");
+    assert_eq!(r["batches"]["calls_given_back"], 0, "{r}");
+    assert_eq!(h.count("SELECT count(*) FROM call_failures").await, 0);
+    let prom = std::fs::read_to_string(&c.metrics).unwrap();
+    assert_eq!(metric(&prom, "callq_canary_ran{department=\"1\"}"), 0.0);
+
+    // The Batch API is down: nothing reaches the gateway, the night fails at once.
+    h.llm.set_batches_unavailable(true);
+    let (code, r) = nightly(h).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["canary"]["status"], "failed", "{r}");
+    assert!(
+        r["canary"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("could not be submitted"),
+        "{r}"
+    );
+    h.llm.set_batches_unavailable(false);
+    let statuses: Vec<String> =
+        h.db.client()
+            .await
+            .query("SELECT status FROM canary_nights ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    // The second run measured the first night, and its own night is still in its batch.
+    assert_eq!(statuses, ["failed", "in_batch", "failed"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_while_uploading_the_canary_leaves_a_night_the_next_run_ends() {
+    let c = world(
+        LlmConfig::default(),
+        &format!("CANARY_CALLS={CANARY}\n"),
+        true,
+    )
+    .await;
+    let h = &c.h;
+    h.set_env("LLM_MODE=batch");
+    let gate = h.llm.hold_uploads();
+    let mut killed = callq()
+        .args(["run", "--env-file"])
+        .arg(&h.env_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // The canary's file is going up (the day has no new call to put into a batch).
+    gate.arrived(1).await;
+    killed.kill().await.unwrap();
+    killed.wait().await.unwrap();
+    gate.release();
+    assert_eq!(
+        h.count("SELECT count(*) FROM llm_batches WHERE state = 'uploading' AND canary_night_id IS NOT NULL")
+            .await,
+        1
+    );
+    // Run again at once: the dead run's canary batch is released and its night ends
+    // failed; tonight's canary goes into a batch of its own.
+    let (code, r) = batch_night(h).await;
+    assert_eq!(code, 0, "{r}");
+    let ended = &r["batches"]["canary"][0];
+    assert_eq!(ended["status"], "failed", "{r}");
+    assert!(
+        ended["why"]
+            .as_str()
+            .unwrap()
+            .contains("no call of its batch was answered"),
+        "{r}"
+    );
+    assert_eq!(r["canary"]["status"], "in_batch", "{r}");
+    assert_eq!(h.count("SELECT count(*) FROM call_failures").await, 0);
+    let (code, r) = batch_night(h).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["batches"]["canary"][0]["status"], "ok", "{r}");
+}
