@@ -47,7 +47,9 @@ async fn world(llm: LlmConfig, env: &str, humans: bool) -> Canary {
     Canary { h, metrics }
 }
 
-async fn import_humans(h: &Harness, calls: usize) {
+/// People's scores of the first `calls` sample calls: the fake's own scores, except one
+/// criterion of every third call.
+pub(crate) async fn import_humans(h: &Harness, calls: usize) {
     let mut csv = String::from("call_id;category;criterion;score;reviewer\n");
     for call in scenario::sample_calls(day(), calls) {
         let id = call.segment_id;
@@ -71,7 +73,7 @@ async fn import_humans(h: &Harness, calls: usize) {
 }
 
 /// One nightly run of the binary with `--json`: its exit code and report.
-async fn nightly(h: &Harness) -> (i32, Value) {
+pub(crate) async fn nightly(h: &Harness) -> (i32, Value) {
     let out = output(
         callq()
             .args(["run", "--json", "--env-file"])

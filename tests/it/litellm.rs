@@ -548,4 +548,20 @@ async fn litellm_a_batch_night_through_the_proxy_is_stored_as_a_sync_night() {
     let ids = h.llm.batch_custom_ids();
     let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "{ids:?}");
+
+    // The canary goes through the proxy's Batch API too: sent by a nightly run, measured
+    // by the next one when it collects the batch.
+    crate::canary::import_humans(&h, 12).await;
+    h.set_env("CANARY_CALLS=5");
+    let (code, r) = crate::canary::nightly(&h).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["canary"]["status"], "in_batch", "{r}");
+    h.llm.batch_lines();
+    let (code, r) = crate::canary::nightly(&h).await;
+    assert_eq!(code, 0, "{r}");
+    let measured = &r["batches"]["canary"][0];
+    assert_eq!(measured["status"], "ok", "{r}");
+    assert_eq!(measured["calls"], 5, "{r}");
+    assert!(measured["human"]["exact"].as_f64().unwrap() > 0.7, "{r}");
+    assert_eq!(h.llm.completions(), probes, "no synchronous request");
 }
