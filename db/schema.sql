@@ -709,6 +709,8 @@ ALTER TABLE runs ADD COLUMN IF NOT EXISTS batches_submitted integer;
 ALTER TABLE llm_batches ADD COLUMN IF NOT EXISTS canary_night_id bigint
     REFERENCES canary_nights (id) ON DELETE CASCADE;
 ALTER TABLE llm_batches ADD COLUMN IF NOT EXISTS process_key bigint;
+CREATE INDEX IF NOT EXISTS llm_batches_canary ON llm_batches (canary_night_id)
+    WHERE canary_night_id IS NOT NULL;
 
 -- The migrations above, recorded so callq does not apply them again.
 INSERT INTO callq_migrations (version, name) VALUES

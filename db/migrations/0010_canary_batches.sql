@@ -8,3 +8,5 @@
 ALTER TABLE llm_batches ADD COLUMN IF NOT EXISTS canary_night_id bigint
     REFERENCES canary_nights (id) ON DELETE CASCADE;
 ALTER TABLE llm_batches ADD COLUMN IF NOT EXISTS process_key bigint;
+CREATE INDEX IF NOT EXISTS llm_batches_canary ON llm_batches (canary_night_id)
+    WHERE canary_night_id IS NOT NULL;

@@ -21,7 +21,7 @@ use crate::domain::{Checklist, Usage};
 use crate::experiment;
 use crate::llm::{LlmClient, LlmError, PromptBuilder};
 use crate::run;
-use crate::store::{CanaryAgreement, CanaryNightRecord, Store, StoreError};
+use crate::store::{CanaryAgreement, CanaryNightRecord, CanaryNightRow, Store, StoreError};
 use crate::store::{ExperimentStart, StoredCall};
 
 pub use trend::{Against, TrendNight, trend};
@@ -76,6 +76,15 @@ impl Status {
             Status::Skipped => "skipped",
             Status::Failed => "failed",
             Status::InBatch => "in_batch",
+        }
+    }
+
+    fn of(text: &str) -> Status {
+        match text {
+            "ok" => Status::Ok,
+            "skipped" => Status::Skipped,
+            "in_batch" => Status::InBatch,
+            _ => Status::Failed,
         }
     }
 }
@@ -336,11 +345,14 @@ async fn score_night(
     }
     let llm = LlmClient::new(s.settings.llm.clone())?;
     rescore(s, &llm, experiment_id, &calls).await?;
-    Ok(measure(s.store, pending, &llm.reported_models(), None).await?)
+    let night = measure(s.store, pending, &llm.reported_models(), None).await?;
+    Ok(night.expect("a new night is written"))
 }
 
 /// Batch mode: the night's calls go to the gateway as a batch of their own; the night is
 /// recorded `in_batch` and measured by [`measure_collected`] when the batch is collected.
+/// Once the night is recorded nothing here is an error: what goes wrong ends the night
+/// (or leaves it for the next collection to end), never a second row.
 async fn submit(
     store: &Store,
     p: &run::Prepared,
@@ -349,35 +361,65 @@ async fn submit(
 ) -> Result<Night, CanaryError> {
     let id = store
         .save_canary_night(None, &pending.record(Status::InBatch, None, calls.len()))
-        .await?;
+        .await?
+        .expect("a new night is written");
     pending.id = Some(id);
-    let (sent, error) = run::submit_canary(p, pending.night, id, calls).await;
-    if sent == 0 {
-        // Nothing reached the gateway: the night ends now, failed, with why.
-        let why = format!(
-            "its batch could not be submitted: {}",
-            error.as_deref().unwrap_or("no call fitted into a batch")
-        );
-        store
-            .finish_experiment(pending.experiment_id, Usage::default(), None)
-            .await?;
-        return Ok(measure(store, pending, &[], Some(why)).await?);
-    }
-    if let Some(e) = &error {
-        tracing::warn!("canary: part of tonight's calls did not reach the gateway: {e}");
+    let sent = run::submit_canary(p, pending.night, id, calls).await;
+    // Calls that reached no batch are the night's failures, as a synchronous night's are.
+    for (call_id, why) in &sent.left_out {
+        let row = experiment::failed_row(*call_id, why, &run::Spent::default());
+        if let Err(e) = store
+            .save_experiment_call(pending.experiment_id, &row)
+            .await
+        {
+            tracing::warn!("canary: could not record call {call_id} as failed: {e}");
+        }
     }
     let mut night = pending.night_of(Status::InBatch, calls.len());
+    // A batch that may have reached the gateway is found (or given back) by the next
+    // collection, which measures the night.
+    let open = store.canary_night_open_batches(id).await.unwrap_or(1);
+    if sent.calls == 0 && open == 0 {
+        let why = format!(
+            "its batch could not be submitted: {}",
+            sent.error
+                .as_deref()
+                .unwrap_or("no call fitted into a batch")
+        );
+        let ended = async {
+            let totals = store.experiment_totals(pending.experiment_id).await?;
+            store
+                .finish_experiment(pending.experiment_id, totals.usage, totals.cost_usd)
+                .await?;
+            measure(store, pending, &[], Some(why.clone())).await
+        };
+        return Ok(match ended.await {
+            Ok(Some(n)) => n,
+            Ok(None) => night,
+            Err(e) => {
+                tracing::warn!(
+                    "canary: could not end tonight's night: {e}; the next collection ends it"
+                );
+                night.status = Status::Failed;
+                night.why = Some(why);
+                night
+            }
+        });
+    }
+    if let Some(e) = &sent.error {
+        tracing::warn!("canary: part of tonight's calls did not reach the gateway: {e}");
+    }
     night.why = Some(format!(
         "{} call(s) sent to the gateway's Batch API; measured when the batch is collected \
          (the next run, or `callq batch collect`)",
-        sent
+        sent.calls
     ));
     Ok(night)
 }
 
 /// A canary batch collected (or given back): its night is measured once no batch of it is
-/// open any more. `None` while another batch of the night is still out, or when the night
-/// is gone. `models`: the model names the batch's answers reported.
+/// open any more. `None` while another batch of the night is still out, when the night is
+/// gone or was measured already. `models`: the model names the batch's answers reported.
 pub(crate) async fn measure_collected(
     store: &Store,
     night_id: i64,
@@ -389,6 +431,9 @@ pub(crate) async fn measure_collected(
     let Some(row) = store.canary_night(night_id).await? else {
         return Ok(None);
     };
+    if row.status != Status::InBatch.as_str() {
+        return Ok(None);
+    }
     let Some(experiment_id) = row.experiment_id else {
         return Ok(None);
     };
@@ -414,7 +459,77 @@ pub(crate) async fn measure_collected(
             totals.failed
         )
     });
-    measure(store, pending, models, why).await.map(Some)
+    measure(store, pending, models, why).await
+}
+
+/// Nights of the department left `in_batch` with no batch open (their batches ended but the
+/// night was not measured, or their run stopped before opening one), measured now.
+pub(crate) async fn measure_left(store: &Store, department_id: i32) -> Vec<Night> {
+    let ids = match store.canary_nights_to_measure(department_id).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::warn!("canary: could not look for nights left unmeasured: {e}");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        match measure_collected(store, id, &[]).await {
+            Ok(Some(n)) => out.push(n),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("canary: could not measure night {id}: {e}"),
+        }
+    }
+    out
+}
+
+/// The department's latest night that is measured (or could not run), as the run's
+/// metrics show it when no night was measured in the run itself (batch mode, where
+/// tonight's is still in its batch).
+pub(crate) async fn latest_final(store: &Store, department_id: i32) -> Option<Night> {
+    let rows = match store.canary_nights(Some(department_id), HISTORY).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!("canary: could not read the nights: {e}");
+            return None;
+        }
+    };
+    let row = rows
+        .iter()
+        .rev()
+        .find(|r| r.status != Status::InBatch.as_str())?;
+    let (medians, verdict) = judged(&rows, row.id, row.margin.unwrap_or(f64::INFINITY));
+    Some(Night {
+        department_id: row.department_id,
+        night: row.night,
+        status: Status::of(&row.status),
+        why: row.why.clone(),
+        experiment_id: row.experiment_id,
+        calls: row.calls.max(0) as usize,
+        calls_failed: row.calls_failed.max(0) as usize,
+        calls_replaced: row.calls_replaced.max(0) as usize,
+        usage: Usage::default(),
+        cost_usd: row.cost_usd,
+        model_reported: row.model_reported.clone(),
+        human: row.human.clone(),
+        own: row.own.clone(),
+        margin: row.margin.unwrap_or(f64::INFINITY),
+        medians,
+        verdict,
+    })
+}
+
+/// Night `id` judged against the nights before it (as `canary report` judges every night):
+/// the trailing medians of its figures and its verdict. Later nights do not count.
+fn judged(
+    rows: &[CanaryNightRow],
+    id: i64,
+    margin: f64,
+) -> (Vec<(Against, &'static str, f64)>, Option<TrendNight>) {
+    let upto = rows.iter().position(|r| r.id == id).map_or(0, |i| i + 1);
+    let rows = &rows[..upto];
+    let verdict = trend(rows, margin).pop();
+    (trend::trailing_medians(rows), verdict)
 }
 
 /// A night whose answers are in its experiment, before it is measured.
@@ -491,7 +606,7 @@ async fn measure(
     pending: Pending,
     models: &[String],
     why: Option<String>,
-) -> Result<Night, StoreError> {
+) -> Result<Option<Night>, StoreError> {
     let id = pending.experiment_id;
     let totals = store.experiment_totals(id).await?;
     let answers = trend::scores(store.experiment_scores(id).await?);
@@ -545,24 +660,27 @@ async fn measure(
             },
         )
         .await;
-    if let Err(e) = written {
-        tracing::warn!(
-            "canary: could not record the night of {}: {e}",
-            pending.night
-        );
-    }
+    let id = match written {
+        Ok(Some(id)) => id,
+        // Another collector measured it first.
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            tracing::warn!(
+                "canary: could not record the night of {}: {e}",
+                pending.night
+            );
+            return Ok(Some(night));
+        }
+    };
     // The night judged against the nights before it, as `canary report` judges every night.
     match store
         .canary_nights(Some(pending.department_id), HISTORY)
         .await
     {
-        Ok(rows) => {
-            night.medians = trend::trailing_medians(&rows);
-            night.verdict = trend(&rows, night.margin).pop();
-        }
+        Ok(rows) => (night.medians, night.verdict) = judged(&rows, id, night.margin),
         Err(e) => tracing::warn!("canary: could not read the earlier nights: {e}"),
     }
-    Ok(night)
+    Ok(Some(night))
 }
 
 /// Writes a night that did not run; a database that refuses it is logged, never the run's

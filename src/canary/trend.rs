@@ -245,7 +245,9 @@ pub fn trend(rows: &[CanaryNightRow], margin: f64) -> Vec<TrendNight> {
                     ("prompt", &prev.prompt_version, &row.prompt_version),
                     ("model", &prev.model_reported, &row.model_reported),
                 ] {
-                    if from != to {
+                    // A model name the answers did not report is unknown, not changed.
+                    let unknown = what == "model" && (from.is_none() || to.is_none());
+                    if from != to && !unknown {
                         changes.push(Change {
                             what,
                             from: short(what, from),

@@ -189,9 +189,12 @@ pub async fn cancel(args: &BatchCancelArgs, env: &Env) -> ExitCode {
     };
     match desk.client().cancel(gateway_id).await {
         Ok(g) => {
+            let rest = match b.canary_night {
+                Some(_) => "keeps its finished canary lines and measures the night with them",
+                None => "saves its finished calls and gives the rest back to be scored again",
+            };
             crate::redact::println(format!(
-                "batch {} ({gateway_id}) is {} at the gateway; the next collection saves its \
-                 finished calls and gives the rest back to be scored again",
+                "batch {} ({gateway_id}) is {} at the gateway; the next collection {rest}",
                 b.id, g.status
             ));
             ExitCode::Ok

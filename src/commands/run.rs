@@ -143,6 +143,13 @@ pub async fn run(args: &RunArgs, mut env: Env) -> ExitCode {
         if let Some(night) = &report.canary {
             night.show(!args.json);
         }
+        // Tonight's night still in its batch (batch mode) and none measured by this run:
+        // the metrics show the latest measured one, whoever measured it.
+        if report.canary.as_ref().is_some_and(|n| !n.is_final())
+            && report.measured_canary().is_none()
+        {
+            report.latest_canary = prepared.latest_canary().await;
+        }
     }
     let code = report.worst;
     report.finish(args, code, None).await
@@ -160,6 +167,8 @@ struct RunReport {
     purge: Option<serde_json::Value>,
     /// The night's canary, when it ran (or tried to).
     canary: Option<crate::canary::Night>,
+    /// The department's latest measured canary night, read when this run measured none.
+    latest_canary: Option<crate::canary::Night>,
     /// What the collection of earlier batches did, when it ran.
     batches: Option<run::Collected>,
 }
@@ -174,6 +183,7 @@ impl RunReport {
             errors: Vec::new(),
             purge: None,
             canary: None,
+            latest_canary: None,
             batches: None,
         }
     }
@@ -206,6 +216,16 @@ impl RunReport {
         }
         self.worst = self.worst.max(super::batch::collected_code(&collected));
         self.batches = Some(collected);
+    }
+
+    /// The canary night measured in this run: tonight's (sync mode), or the latest whose
+    /// batch this run collected (batch mode, where tonight's is still in its batch).
+    fn measured_canary(&self) -> Option<&crate::canary::Night> {
+        self.canary.iter().rfind(|n| n.is_final()).or_else(|| {
+            self.batches
+                .as_ref()
+                .and_then(|b| b.canary.iter().rfind(|n| n.is_final()))
+        })
     }
 
     fn day(&mut self, args: &RunArgs, summary: Summary, error: Option<RunError>) {
@@ -260,13 +280,7 @@ impl RunReport {
                 code,
                 chrono::Utc::now().timestamp(),
             );
-            // The night measured in this run: tonight's (sync mode), or the latest whose
-            // batch this run collected (batch mode, where tonight's is still in its batch).
-            let measured = self.canary.iter().rfind(|n| n.is_final()).or_else(|| {
-                self.batches
-                    .as_ref()
-                    .and_then(|b| b.canary.iter().rfind(|n| n.is_final()))
-            });
+            let measured = self.measured_canary().or(self.latest_canary.as_ref());
             if let Some(night) = measured {
                 text.push_str(&metrics::render_canary(department, &night.figures()));
             }

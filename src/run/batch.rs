@@ -10,6 +10,10 @@
 //! LLM_BATCH_MAX_BYTES is uploaded, its batch created (metadata: callq, department, day,
 //! run, tag), and each id recorded as it comes.
 //!
+//! A canary night in batch mode ([`submit_canary`]) goes into a batch of its own through
+//! the same [`Submitter`]: no run, no claims; its lines are kept as the night's experiment
+//! rows when collected ([`KeepCanaryLine`]) and the night is measured then.
+//!
 //! Collecting ([`Collector`]): every run of the department first collects its pending
 //! batches. A batch whose run died before it was recorded as created is looked for at the
 //! gateway by its tag, and given back (its calls scored again) when it never existed. A
@@ -17,7 +21,8 @@
 //! as a synchronous answer is and handed to [`answer::handle`](super::answer::handle) — the
 //! one place an answer becomes an outcome — with a [`Keep`] that saves the call and marks
 //! it collected in one transaction. Lines not answered (an expired, cancelled or failed
-//! batch) are recorded as failed, and the nightly run puts them into its next batch.
+//! batch) are recorded as failed, and the nightly run puts them into its next batch (a
+//! canary batch's become failed rows of its night's experiment).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -457,16 +462,17 @@ pub(super) async fn stage_call(
 
 /// A canary night's calls into a batch of their own: each stored transcript masked as the
 /// run masks it, its prompt rendered with tonight's template, its line written. The calls
-/// are scored, never saved: no claim is taken. How many calls may have reached the
-/// gateway, and what went wrong, if anything did.
+/// are scored, never saved: no claim is taken.
 pub(crate) async fn submit_canary(
     p: &Prepared,
     night: NaiveDate,
     night_id: i64,
     calls: &[StoredCall],
-) -> (u64, Option<String>) {
+) -> CanarySent {
     let submitter = Submitter::for_canary(p, night, night_id);
     let mut error = None;
+    let mut left_out = Vec::new();
+    let mut added = std::collections::HashSet::new();
     for call in calls {
         let text = p.settings.privacy.for_llm(&call.transcript);
         let custom = canary_custom_id(call.id);
@@ -474,11 +480,11 @@ pub(crate) async fn submit_canary(
             .batch
             .input_line(&custom, &p.prompt.render(&text), &p.schema);
         if line.len() > p.settings.batch.max_bytes {
-            tracing::warn!(
-                "canary: call {}'s request ({} bytes) is larger than LLM_BATCH_MAX_BYTES; left out",
-                call.id,
+            let why = format!(
+                "its request ({} bytes) is larger than LLM_BATCH_MAX_BYTES",
                 line.len()
             );
+            left_out.push((call.id, why));
             continue;
         }
         // A canary line saves no call: the listing's columns are not read back.
@@ -495,7 +501,9 @@ pub(crate) async fn submit_canary(
             stored_transcript: None,
         };
         match submitter.add(&line, row).await {
-            Ok(true) => {}
+            Ok(true) => {
+                added.insert(call.id);
+            }
             Ok(false) => break,
             Err(e) => {
                 error = Some(e);
@@ -508,7 +516,31 @@ pub(crate) async fn submit_canary(
         .or(finished)
         .map(|e| e.to_string())
         .or_else(|| submitted.error.as_ref().map(|e| e.to_string()));
-    (submitted.calls + submitted.unsure, error)
+    // Calls never written into a batch (the night's batches broke before them).
+    let why = error
+        .as_deref()
+        .unwrap_or("its batch could not be submitted");
+    left_out.extend(
+        calls
+            .iter()
+            .filter(|c| !added.contains(&c.id) && !left_out.iter().any(|(id, _)| *id == c.id))
+            .map(|c| (c.id, format!("not sent: {why}")))
+            .collect::<Vec<_>>(),
+    );
+    CanarySent {
+        calls: submitted.calls + submitted.unsure,
+        left_out,
+        error,
+    }
+}
+
+/// What a canary night's submission did.
+pub(crate) struct CanarySent {
+    /// Calls in a batch that reached (or may have reached) the gateway.
+    pub calls: u64,
+    /// Calls that reached no batch, with why.
+    pub left_out: Vec<(i64, String)>,
+    pub error: Option<String>,
 }
 
 /// A call that does not go into a batch after all gives its claim back.
@@ -745,6 +777,7 @@ impl Collector<'_> {
     pub async fn collect(&self, wait: bool, stop: &Stop) -> Result<Collected, RunError> {
         let mut report = Collected::default();
         let mut delay = POLL_FIRST;
+        report.canary = crate::canary::measure_left(self.store, self.settings.department_id).await;
         loop {
             report.batches_open = 0;
             report.calls_in_flight = 0;
@@ -754,7 +787,17 @@ impl Collector<'_> {
                 if stop.signal().is_some() {
                     break;
                 }
-                self.visit(b, &mut report).await?;
+                let (id, canary) = (b.id, b.canary_night.is_some());
+                match self.visit(b, &mut report).await {
+                    Ok(()) => {}
+                    // The canary never changes the run's exit code, nor keeps the day
+                    // batches after it from being collected.
+                    Err(e) if canary => {
+                        tracing::warn!("canary batch {id}: {e}; the next collection tries again");
+                        report.batches_open += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             if !wait || report.batches_open + report.skipped_locked == 0 {
                 return Ok(report);
@@ -933,10 +976,25 @@ impl Collector<'_> {
             );
         }
         let canary = match b.canary_night {
-            Some(night) => Some(CanaryLines {
-                experiment_id: self.canary_experiment(night).await?,
-                models: Default::default(),
-            }),
+            Some(night) => match self
+                .store
+                .canary_night(night)
+                .await?
+                .and_then(|r| r.experiment_id)
+            {
+                Some(experiment_id) => Some(CanaryLines {
+                    experiment_id,
+                    models: Default::default(),
+                }),
+                None => {
+                    // Its night's experiment was removed: nothing to keep the answers in.
+                    let why = "its canary night's experiment is gone";
+                    self.store.give_back_batch(b.id, "collected", why).await?;
+                    tracing::warn!("canary batch {}: {why}; not collected", b.id);
+                    self.forget_files(&g).await;
+                    return Ok(());
+                }
+            },
             None => None,
         };
         let before = report.outcomes.cost_usd;
@@ -1009,16 +1067,6 @@ impl Collector<'_> {
 
     fn checklist_version(&self) -> String {
         self.checklist.version()
-    }
-
-    /// The experiment a canary night's answers are kept in.
-    async fn canary_experiment(&self, night: i64) -> Result<i64, RunError> {
-        let row = self.store.canary_night(night).await?;
-        row.and_then(|r| r.experiment_id).ok_or_else(|| {
-            RunError::Batch(BatchError::File(format!(
-                "canary night {night} has no experiment to keep its answers in"
-            )))
-        })
     }
 
     /// Files at the gateway hold masked transcripts; once collected they are removed.

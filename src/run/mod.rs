@@ -240,6 +240,12 @@ impl Prepared {
         .await
     }
 
+    /// The department's latest measured canary night, for the metrics of a run that
+    /// measured none.
+    pub(crate) async fn latest_canary(&self) -> Option<crate::canary::Night> {
+        crate::canary::latest_final(&self.store, self.settings.department_id).await
+    }
+
     pub fn default_day(&self) -> NaiveDate {
         let today = chrono::Utc::now()
             .with_timezone(&self.settings.timezone)

@@ -92,8 +92,10 @@ const BATCH_COLUMNS: &str = "b.id, b.department_id, b.call_date, b.run_id, b.tag
     b.file_id, b.batch_id, b.gateway_status, b.requests, b.created_at, b.model,
     b.checklist_version, b.prompt_version, b.saved, b.failed, b.bad_lines, b.cost_usd,
     b.last_error,
-    coalesce(r.status = 'running' AND callq_run_alive(r.process_key, r.heartbeat_at),
-             b.process_key IS NOT NULL AND callq_run_alive(b.process_key, NULL), false),
+    CASE WHEN b.run_id IS NULL
+         THEN b.process_key IS NOT NULL AND callq_run_alive(b.process_key, NULL)
+         ELSE coalesce(r.status = 'running' AND callq_run_alive(r.process_key, r.heartbeat_at), false)
+    END,
     (SELECT count(*) FROM llm_batch_calls c WHERE c.batch_id = b.id AND c.state = 'pending'),
     b.canary_night_id";
 

@@ -160,12 +160,13 @@ impl Store {
     }
 
     /// Writes a night and its agreement in one transaction; returns its id. With `id`,
-    /// the night recorded earlier (one whose calls went into a batch) is written over.
+    /// the night recorded earlier while its calls are in a batch is written over — once:
+    /// `None` when it is not `in_batch` any more (another collector measured it first).
     pub(crate) async fn save_canary_night(
         &self,
         id: Option<i64>,
         n: &CanaryNightRecord<'_>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // A night waiting for its batch is not finished yet.
@@ -186,7 +187,7 @@ impl Store {
                      prompt_version = $8, model = $9, model_reported = $10, calls = $11,
                      calls_failed = $12, calls_replaced = $13, prompt_tokens = $14,
                      completion_tokens = $15, cost_usd = $16, margin = $17
-                 WHERE id = $18
+                 WHERE id = $18 AND status = 'in_batch'
                  RETURNING id"
             }
         };
@@ -220,7 +221,10 @@ impl Store {
         if id.is_some() {
             params.push(&id_param);
         }
-        let id: i64 = tx.query_one(sql, &params).await?.get(0);
+        let Some(row) = tx.query_opt(sql, &params).await? else {
+            return Ok(None);
+        };
+        let id: i64 = row.get(0);
         tx.execute("DELETE FROM canary_agreement WHERE night_id = $1", &[&id])
             .await?;
         let a = n.agreement;
@@ -244,7 +248,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(Some(id))
     }
 
     /// The department's latest `limit` nights (every department's when `None`), oldest
@@ -255,6 +259,29 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<CanaryNightRow>, StoreError> {
         self.canary_nights_where(department_id, None, limit).await
+    }
+
+    /// The department's nights still `in_batch` with no batch open: their batches were
+    /// collected or given back but the night was not measured (a crash, a database error),
+    /// or the run recording them stopped before opening a batch (an hour ago or more).
+    pub(crate) async fn canary_nights_to_measure(
+        &self,
+        department_id: i32,
+    ) -> Result<Vec<i64>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT n.id FROM canary_nights n
+                 WHERE n.department_id = $1 AND n.status = 'in_batch'
+                   AND NOT EXISTS (SELECT 1 FROM llm_batches b
+                                   WHERE b.canary_night_id = n.id AND b.state = ANY($2))
+                   AND (EXISTS (SELECT 1 FROM llm_batches b WHERE b.canary_night_id = n.id)
+                        OR n.started_at < now() - interval '1 hour')
+                 ORDER BY n.started_at, n.id",
+                &[&department_id, &super::OPEN_STATES.as_slice()],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     /// One night by its id.

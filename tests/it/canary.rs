@@ -712,3 +712,132 @@ async fn a_run_killed_while_uploading_the_canary_leaves_a_night_the_next_run_end
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["batches"]["canary"][0]["status"], "ok", "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_batch_still_being_uploaded_is_left_alone_by_another_collector() {
+    let c = world(
+        LlmConfig::default(),
+        &format!("CANARY_CALLS={CANARY}\n"),
+        true,
+    )
+    .await;
+    let h = &c.h;
+    h.set_env("LLM_MODE=batch");
+    let gate = h.llm.hold_uploads();
+    let mut run = callq()
+        .args(["run", "--json", "--env-file"])
+        .arg(&h.env_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    gate.arrived(1).await;
+    // `callq batch collect` from cron meanwhile: the batch's process is alive, so the batch
+    // waits for it.
+    let out = output(
+        callq()
+            .args(["batch", "collect", "--json", "--env-file"])
+            .arg(&h.env_path),
+    )
+    .await;
+    let collected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{collected}");
+    assert_eq!(collected["batches"]["batches_open"], 1, "{collected}");
+    assert_eq!(collected["batches"]["canary"], serde_json::json!([]));
+    assert_eq!(
+        h.count("SELECT count(*) FROM llm_batches WHERE state = 'uploading'")
+            .await,
+        1
+    );
+    gate.release();
+    let mut stdout = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(run.stdout.as_mut().unwrap(), &mut stdout)
+        .await
+        .unwrap();
+    assert!(run.wait().await.unwrap().success());
+    let r: Value = serde_json::from_slice(&stdout).unwrap();
+    assert_eq!(r["canary"]["status"], "in_batch", "{r}");
+    h.llm.batch_lines();
+    let (code, r) = batch_night(h).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["batches"]["canary"][0]["status"], "ok", "{r}");
+    assert_eq!(
+        h.count("SELECT count(*) FROM canary_nights WHERE status = 'ok'")
+            .await,
+        1,
+        "measured once"
+    );
+    assert_eq!(
+        h.count("SELECT count(*) FROM canary_nights WHERE status = 'failed'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_collected_after_the_next_one_was_sent_is_judged_against_the_nights_before_it() {
+    let c = world(
+        LlmConfig::default(),
+        &format!("CANARY_CALLS={CANARY}\n"),
+        true,
+    )
+    .await;
+    let h = &c.h;
+    // Three synchronous nights make the history.
+    for _ in 0..3 {
+        let (code, r) = nightly(h).await;
+        assert_eq!(code, 0, "{r}");
+        assert_eq!(r["canary"]["status"], "ok", "{r}");
+    }
+    h.set_env("LLM_MODE=batch");
+    // Two nights' batches wait at the gateway; the second is sent while the first is out.
+    let hold = h.llm.hold_batches();
+    for _ in 0..2 {
+        let (code, r) = nightly(h).await;
+        assert_eq!(code, 0, "{r}");
+        assert_eq!(r["canary"]["status"], "in_batch", "{r}");
+    }
+    // A new model answers both; collected together.
+    h.llm.set_score_shift(-1.0);
+    hold.finish();
+    let out = output(
+        callq()
+            .args(["batch", "collect", "--json", "--env-file"])
+            .arg(&h.env_path),
+    )
+    .await;
+    let collected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{collected}");
+    let nights = collected["batches"]["canary"].as_array().unwrap();
+    assert_eq!(nights.len(), 2, "{collected}");
+    // The first is held against the three nights before it, not against the one after.
+    assert_eq!(nights[0]["status"], "ok");
+    assert_eq!(nights[0]["dropped"], true, "{collected}");
+    let median = nights[0]["trailing_median"].as_f64().unwrap();
+    assert!(median > nights[0]["human"]["exact"].as_f64().unwrap());
+    let t = trend(h).await;
+    let dropped: Vec<bool> = t["nights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["dropped"] == true)
+        .collect();
+    assert_eq!(dropped[..4], [false, false, false, true], "{t}");
+    // The next run's metrics show the latest measured night, though it measured none.
+    let (code, r) = nightly(h).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["batches"]["canary"], Value::Null, "{r}");
+    let prom = std::fs::read_to_string(&c.metrics).unwrap();
+    assert_eq!(metric(&prom, "callq_canary_ran{department=\"1\"}"), 1.0);
+    assert!(
+        metric(
+            &prom,
+            "callq_canary_agreement_median{department=\"1\",against=\"human\",stat=\"exact\"}"
+        ) > metric(
+            &prom,
+            "callq_canary_agreement{department=\"1\",against=\"human\",stat=\"exact\"}"
+        ),
+        "{prom}"
+    );
+}
