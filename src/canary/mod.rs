@@ -22,7 +22,7 @@ use crate::experiment;
 use crate::llm::{LlmClient, LlmError, PromptBuilder};
 use crate::run;
 use crate::store::{CanaryAgreement, CanaryNightRecord, CanaryNightRow, Store, StoreError};
-use crate::store::{ExperimentStart, StoredCall};
+use crate::store::{ExperimentStart, ExperimentTotals, StoredCall};
 
 pub use trend::{Against, TrendNight, trend};
 
@@ -345,7 +345,8 @@ async fn score_night(
     }
     let llm = LlmClient::new(s.settings.llm.clone())?;
     rescore(s, &llm, experiment_id, &calls).await?;
-    let night = measure(s.store, pending, &llm.reported_models(), None).await?;
+    let totals = s.store.experiment_totals(experiment_id).await?;
+    let night = measure(s.store, pending, totals, &llm.reported_models(), None).await?;
     Ok(night.expect("a new night is written"))
 }
 
@@ -387,11 +388,8 @@ async fn submit(
                 .unwrap_or("no call fitted into a batch")
         );
         let ended = async {
-            let totals = store.experiment_totals(pending.experiment_id).await?;
-            store
-                .finish_experiment(pending.experiment_id, totals.usage, totals.cost_usd)
-                .await?;
-            measure(store, pending, &[], Some(why.clone())).await
+            let totals = finish_from_rows(store, pending.experiment_id).await?;
+            measure(store, pending, totals, &[], Some(why.clone())).await
         };
         return Ok(match ended.await {
             Ok(Some(n)) => n,
@@ -437,10 +435,7 @@ pub(crate) async fn measure_collected(
     let Some(experiment_id) = row.experiment_id else {
         return Ok(None);
     };
-    let totals = store.experiment_totals(experiment_id).await?;
-    store
-        .finish_experiment(experiment_id, totals.usage, totals.cost_usd)
-        .await?;
+    let totals = finish_from_rows(store, experiment_id).await?;
     let pending = Pending {
         id: Some(night_id),
         department_id: row.department_id,
@@ -459,7 +454,20 @@ pub(crate) async fn measure_collected(
             totals.failed
         )
     });
-    measure(store, pending, models, why).await
+    measure(store, pending, totals, models, why).await
+}
+
+/// A batch night's experiment is finished with the totals of its rows (a synchronous
+/// night's is finished by the pass that scored it).
+async fn finish_from_rows(
+    store: &Store,
+    experiment_id: i64,
+) -> Result<ExperimentTotals, StoreError> {
+    let totals = store.experiment_totals(experiment_id).await?;
+    store
+        .finish_experiment(experiment_id, totals.usage, totals.cost_usd)
+        .await?;
+    Ok(totals)
 }
 
 /// Nights of the department left `in_batch` with no batch open (their batches ended but the
@@ -604,11 +612,11 @@ impl Pending {
 async fn measure(
     store: &Store,
     pending: Pending,
+    totals: ExperimentTotals,
     models: &[String],
     why: Option<String>,
 ) -> Result<Option<Night>, StoreError> {
     let id = pending.experiment_id;
-    let totals = store.experiment_totals(id).await?;
     let answers = trend::scores(store.experiment_scores(id).await?);
     let ids = store.experiment_call_ids(id).await?;
     let humans = store.human_scores(&ids).await?;

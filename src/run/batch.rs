@@ -472,8 +472,9 @@ pub(crate) async fn submit_canary(
     let submitter = Submitter::for_canary(p, night, night_id);
     let mut error = None;
     let mut left_out = Vec::new();
-    let mut added = std::collections::HashSet::new();
-    for call in calls {
+    // Where the night's batches broke, if they did: that call and the rest were not sent.
+    let mut broke_at = None;
+    for (i, call) in calls.iter().enumerate() {
         let text = p.settings.privacy.for_llm(&call.transcript);
         let custom = canary_custom_id(call.id);
         let line = p
@@ -501,12 +502,14 @@ pub(crate) async fn submit_canary(
             stored_transcript: None,
         };
         match submitter.add(&line, row).await {
-            Ok(true) => {
-                added.insert(call.id);
+            Ok(true) => {}
+            Ok(false) => {
+                broke_at = Some(i);
+                break;
             }
-            Ok(false) => break,
             Err(e) => {
                 error = Some(e);
+                broke_at = Some(i);
                 break;
             }
         }
@@ -516,17 +519,16 @@ pub(crate) async fn submit_canary(
         .or(finished)
         .map(|e| e.to_string())
         .or_else(|| submitted.error.as_ref().map(|e| e.to_string()));
-    // Calls never written into a batch (the night's batches broke before them).
-    let why = error
-        .as_deref()
-        .unwrap_or("its batch could not be submitted");
-    left_out.extend(
-        calls
-            .iter()
-            .filter(|c| !added.contains(&c.id) && !left_out.iter().any(|(id, _)| *id == c.id))
-            .map(|c| (c.id, format!("not sent: {why}")))
-            .collect::<Vec<_>>(),
-    );
+    if let Some(i) = broke_at {
+        let why = error
+            .as_deref()
+            .unwrap_or("its batch could not be submitted");
+        left_out.extend(
+            calls[i..]
+                .iter()
+                .map(|c| (c.id, format!("not sent: {why}"))),
+        );
+    }
     CanarySent {
         calls: submitted.calls + submitted.unsure,
         left_out,
