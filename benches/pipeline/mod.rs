@@ -9,6 +9,7 @@
 //! and what was stored.
 #![allow(dead_code)]
 
+mod cpu;
 mod dialogue;
 mod save_only;
 
@@ -289,6 +290,8 @@ pub struct Row {
     /// every 20 ms): start-up, migrations, checklist, login, first page, first transcript.
     pub first_llm: Option<Duration>,
     pub peak_rss_kb: Option<u64>,
+    /// CPU time of callq, of the fakes (this process) and of PostgreSQL over all phases.
+    pub cpu: cpu::Spent,
     pub llm_requests: usize,
     pub in_flight_max: usize,
     pub served_429: usize,
@@ -511,6 +514,8 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
     let mut timed_out = false;
     let mut exit_code = Some(0);
     let (mut stdout, mut stderr) = (String::new(), String::new());
+    let meter = cpu::Meter::new(&client).await;
+    let cpu_before = meter.read();
     let api_requests = |h: &callq_fakes::world::Started| {
         if case.batch {
             h.llm.batch_api_requests()
@@ -577,6 +582,8 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
             break;
         }
     }
+    cpu::wait_for_sessions_to_end(&client).await;
+    let cpu = meter.read().since(&cpu_before);
     let count = |sql: &'static str| {
         let client = &client;
         async move {
@@ -596,6 +603,7 @@ pub async fn run_case(case: &Case, binary: &Path) -> Row {
         wall,
         first_llm,
         peak_rss_kb,
+        cpu,
         llm_requests: if case.batch {
             h.llm.batch_lines()
         } else {
@@ -748,17 +756,19 @@ gateway received (retries included); max = most in flight at once; 429 = concurr
 kchars = prompt characters that reached the model, in thousands; shared = share of them equal
 to the previous prompt's beginning (what a prefix cache could reuse). rows = rows in `calls`
 afterwards (must be N); saved/s = rows / wall. PostgreSQL and the fakes share this machine
-with callq.";
+with callq. CPU ms/call = CPU time per call, from /proc, of the callq process, of PostgreSQL
+(its postmaster and every process under it; \"-\" when the server is on another host) and of
+this process (the fakes answering callq).";
 
 pub fn table_header() -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| case | N | C | G | LLM ms | wall s | bound s | 1st LLM s | bound+1st s | eff % | RSS MB | req | max | 429 | kchars | shared % | rows | saved/s | exit | check |"
+        "| case | N | C | G | LLM ms | wall s | bound s | 1st LLM s | bound+1st s | eff % | RSS MB | req | max | 429 | kchars | shared % | rows | saved/s | CPU ms/call callq/PG/fakes | exit | check |"
     );
     let _ = write!(
         s,
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
     );
     s
 }
@@ -769,7 +779,7 @@ pub fn table_row(r: &Row) -> String {
     let first = r.first_llm.map(|d| d.as_secs_f64());
     let problems = r.problems();
     format!(
-        "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.1} | {} | {:.0} | {} | {} |",
+        "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.1} | {} | {:.0} | {} | {} | {} |",
         c.name,
         c.calls,
         c.concurrency,
@@ -789,12 +799,31 @@ pub fn table_row(r: &Row) -> String {
         r.shared_prefix_pct(),
         r.rows,
         r.saved_per_s(),
+        cpu_cell(&r.cpu, c.calls),
         r.exit_code.map_or("-".to_string(), |c| c.to_string()),
         if problems.is_empty() {
             "ok".to_string()
         } else {
             format!("**WRONG: {}**", problems.join("; "))
         },
+    )
+}
+
+/// callq / PostgreSQL / fakes, milliseconds of CPU per call ("-" for PostgreSQL on another host).
+fn cpu_cell(spent: &cpu::Spent, calls: usize) -> String {
+    let (callq, fakes, postgres) = spent.per(calls);
+    format!(
+        "{callq:.2} / {} / {fakes:.2}",
+        postgres.map_or("-".to_string(), |p| format!("{p:.2}"))
+    )
+}
+
+/// client / PostgreSQL, milliseconds of CPU per save.
+fn save_cpu_cell(s: &SaveRow) -> String {
+    let (_, client, postgres) = s.cpu.per(s.calls);
+    format!(
+        "{client:.2} / {}",
+        postgres.map_or("-".to_string(), |p| format!("{p:.2}"))
     )
 }
 
@@ -817,11 +846,11 @@ pub fn readme_table(rows: &[Row], save: Option<&SaveRow>) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| case | N | C | gateway limit | LLM latency | wall | calls/s | bound N·L/min(C,G) | wall / bound | peak RSS | LLM requests | max in flight | 429s | shared prompt prefix | rows saved |"
+        "| case | N | C | gateway limit | LLM latency | wall | calls/s | bound N·L/min(C,G) | wall / bound | peak RSS | LLM requests | max in flight | 429s | shared prompt prefix | rows saved | CPU per call: callq / PostgreSQL / fakes |"
     );
     let _ = writeln!(
         s,
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     );
     for r in rows {
         let c = &r.case;
@@ -836,7 +865,7 @@ pub fn readme_table(rows: &[Row], save: Option<&SaveRow>) -> String {
         let problems = r.problems();
         let _ = writeln!(
             s,
-            "| {} (transcripts {} ms) | {} | {} | {} | {} ms | {:.1} s | {} | {:.2} s | {} | {} | {} | {} | {} | {:.1} % | {}{} |",
+            "| {} (transcripts {} ms) | {} | {} | {} | {} ms | {:.1} s | {} | {:.2} s | {} | {} | {} | {} | {} | {:.1} % | {}{} | {} ms |",
             c.name,
             c.transcript_latency_ms,
             thousands(c.calls as u64),
@@ -861,16 +890,19 @@ pub fn readme_table(rows: &[Row], save: Option<&SaveRow>) -> String {
             } else {
                 format!(" **WRONG: {}**", problems.join("; "))
             },
+            cpu_cell(&r.cpu, c.calls),
         );
     }
     if let Some(save) = save {
         let _ = writeln!(
             s,
-            "\nThe save path alone (`--case save-only`): {} calls, {} concurrent saves, {:.2} s: {} calls/s.",
+            "\nThe save path alone (`--case save-only`): {} calls, {} concurrent saves, {:.2} s: {} calls/s; \
+             CPU per save: client / PostgreSQL {} ms.",
             thousands(save.calls as u64),
             save.tasks,
             save.seconds,
-            thousands(save.per_second.round() as u64)
+            thousands(save.per_second.round() as u64),
+            save_cpu_cell(save),
         );
     }
     s
@@ -954,14 +986,15 @@ pub fn mask_line(c: &Case, wall: Duration) -> String {
 pub fn save_line(s: &SaveRow) -> String {
     let mut line = format!(
         "save-only: {} calls ({} evaluations, {} recommendations, an agreement, a decline reason, a {:.1} KB \
-         transcript each), {} concurrent tasks: {:.2} s, {:.0} scored calls/s (target ≥ 2000)",
+         transcript each), {} concurrent tasks: {:.2} s, {:.0} scored calls/s; CPU per save: client / PostgreSQL {} ms",
         s.calls,
         save_only::analysis().evaluations.len(),
         save_only::analysis().recommendations.len(),
         s.transcript_bytes as f64 / 1024.0,
         s.tasks,
         s.seconds,
-        s.per_second
+        s.per_second,
+        save_cpu_cell(s)
     );
     if s.rows != s.calls as i64 || s.errors > 0 {
         let _ = write!(

@@ -11,8 +11,8 @@ use callq::store::{CallRecord, Store};
 use chrono::NaiveTime;
 use futures::StreamExt;
 
-use super::dialogue;
 use super::{DEPARTMENT, TestDb, day};
+use super::{cpu, dialogue};
 
 /// Concurrent `save_call` tasks (and pool connections).
 pub const TASKS: usize = 4;
@@ -31,6 +31,8 @@ pub struct SaveRow {
     pub transcript_bytes: usize,
     pub errors: usize,
     pub first_error: Option<String>,
+    /// CPU time of this process (the save's client) and of PostgreSQL over the saves.
+    pub cpu: cpu::Spent,
 }
 
 /// The analysis of a thorough sales call: 15 criteria in 5 categories with quoted reasons,
@@ -162,6 +164,8 @@ pub async fn run(calls: usize) -> SaveRow {
     let transcript = dialogue::transcript_text(7, TRANSCRIPT_PHRASES);
     let opening = day().and_time(NaiveTime::from_hms_opt(9, 0, 0).expect("valid time"));
     let phone = "79161234567";
+    let meter = cpu::Meter::new(&client).await;
+    let cpu_before = meter.read();
     let started = Instant::now();
     let results: Vec<Result<(), String>> = futures::stream::iter(0..calls)
         .map(|i| {
@@ -200,6 +204,7 @@ pub async fn run(calls: usize) -> SaveRow {
         .collect()
         .await;
     let elapsed = started.elapsed().max(Duration::from_micros(1));
+    let cpu = meter.read().since(&cpu_before);
     let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     let rows: i64 = client
         .query_one("SELECT count(*) FROM calls", &[])
@@ -218,5 +223,6 @@ pub async fn run(calls: usize) -> SaveRow {
         transcript_bytes: transcript.len(),
         errors: errors.len(),
         first_error: errors.into_iter().next(),
+        cpu,
     }
 }

@@ -19,7 +19,7 @@ use crate::calibration::stats::Agreement;
 use crate::config::RunSettings;
 use crate::domain::{Checklist, Usage};
 use crate::experiment;
-use crate::llm::{LlmClient, LlmError, PromptBuilder};
+use crate::llm::{LlmClient, LlmError, PromptBuilder, ResponseSchema};
 use crate::run;
 use crate::store::{CanaryAgreement, CanaryNightRecord, CanaryNightRow, Store, StoreError};
 use crate::store::{ExperimentStart, ExperimentTotals, StoredCall};
@@ -50,7 +50,7 @@ pub struct Scoring<'a> {
     pub store: &'a Store,
     pub checklist: &'a Checklist,
     pub prompt: &'a PromptBuilder,
-    pub schema: &'a Value,
+    pub schema: &'a ResponseSchema,
     /// Batch mode: the night's calls go through the gateway's Batch API, submitted with
     /// what this run prepared.
     pub batch: Option<&'a run::Prepared>,

@@ -7,10 +7,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use futures::StreamExt;
-use serde_json::Value;
 
 use crate::domain::{Analysis, Outcome, Usage};
-use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder};
+use crate::llm::{Analyzed, LlmClient, LlmError, PromptBuilder, ResponseSchema};
 use crate::pii::PrivacySettings;
 use crate::run::{self, Judge, Spent};
 use crate::store::{ExperimentCall, Store, StoreError, StoredCall};
@@ -21,7 +20,7 @@ pub(crate) struct Rescore<'a> {
     pub experiment_id: i64,
     pub llm: &'a LlmClient,
     pub prompt: &'a PromptBuilder,
-    pub schema: &'a Value,
+    pub schema: &'a ResponseSchema,
     pub judge: Judge<'a>,
     pub privacy: &'a PrivacySettings,
     /// Requests in flight at most.

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use tokio::io::{AsyncBufRead, AsyncSeekExt};
 
 use crate::domain::{Checklist, Cost, CostSource};
+use crate::llm::ResponseSchema;
 use crate::llm::client::{Analyzed, LlmSettings};
 use crate::llm::cost::Prices;
 use crate::llm::error::LlmError;
@@ -261,7 +262,7 @@ impl BatchClient {
     /// One line of an input file: `custom_id`, the endpoint, and the body a synchronous
     /// request would send with structured output, without `timeout` (a provider would
     /// refuse it as an unknown argument inside a batch).
-    pub fn input_line(&self, custom_id: &str, prompt: &str, schema: &Value) -> Vec<u8> {
+    pub fn input_line(&self, custom_id: &str, prompt: &str, schema: &ResponseSchema) -> Vec<u8> {
         let body = request_body(&self.inner.model, prompt, Some(schema), None);
         let id = serde_json::to_string(custom_id).expect("a string serialises");
         let mut line = Vec::with_capacity(body.len() + id.len() + 80);
@@ -681,7 +682,7 @@ mod tests {
 
     #[test]
     fn an_input_line_is_the_sync_body_without_timeout() {
-        let schema = serde_json::json!({"type": "object"});
+        let schema = ResponseSchema::new(&serde_json::json!({"type": "object"}));
         let line = client().input_line("call-7", "привет", &schema);
         assert_eq!(line.last(), Some(&b'\n'));
         let v: Value = serde_json::from_slice(&line).unwrap();

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use serde_json::Value;
 
 use crate::breaker::{Breaker, Verdict};
 use crate::concurrency::{AdaptiveLimiter, LoadSignal};
 use crate::domain::{Analysis, Checklist, Cost, Usage};
+use crate::llm::ResponseSchema;
 use crate::llm::cost::{self, Prices, Tally};
 use crate::llm::error::{LlmError, refuses_every_call};
 use crate::llm::parse::parse_analysis_with_notes;
@@ -240,7 +240,7 @@ impl LlmClient {
     pub async fn probe(
         &self,
         prompt: &str,
-        schema: &Value,
+        schema: &ResponseSchema,
         checklist: &Checklist,
     ) -> Result<Probe, LlmError> {
         let _inside = self.inner.breaker.enter();
@@ -266,7 +266,7 @@ impl LlmClient {
     pub async fn analyze(
         &self,
         prompt: &str,
-        schema: &Value,
+        schema: &ResponseSchema,
         checklist: &Checklist,
     ) -> Result<Analyzed, LlmError> {
         let _inside = self.inner.breaker.enter();
@@ -329,7 +329,11 @@ impl LlmClient {
     /// One answer, HTTP retries included. Drops `response_format` (or the `timeout`
     /// field) for good when the gateway says it cannot take it, and resends at once; a
     /// refusal goes before the breaker.
-    async fn complete(&self, prompt: &str, schema: &Value) -> Result<Completion, LlmError> {
+    async fn complete(
+        &self,
+        prompt: &str,
+        schema: &ResponseSchema,
+    ) -> Result<Completion, LlmError> {
         loop {
             match self.send(prompt, schema).await {
                 Ok(c) => {
@@ -379,7 +383,11 @@ impl LlmClient {
     }
 
     /// Sends under the retry policy; on failure also says how many requests were made.
-    async fn send(&self, prompt: &str, schema: &Value) -> Result<Completion, (SendError, u32)> {
+    async fn send(
+        &self,
+        prompt: &str,
+        schema: &ResponseSchema,
+    ) -> Result<Completion, (SendError, u32)> {
         let mut attempts = 0u32;
         let what = format!("LLM request ({})", self.inner.model);
         self.inner
@@ -393,7 +401,11 @@ impl LlmClient {
     }
 
     /// One HTTP request inside a slot of the adaptive limiter, which learns from its answer.
-    async fn send_once(&self, prompt: &str, schema: &Value) -> Result<Completion, SendError> {
+    async fn send_once(
+        &self,
+        prompt: &str,
+        schema: &ResponseSchema,
+    ) -> Result<Completion, SendError> {
         let permit = self.inner.limiter.acquire().await;
         // Decided now, not when the request was queued: a switch another request made
         // meanwhile applies to this one.

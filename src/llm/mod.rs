@@ -24,4 +24,4 @@ pub use prompt::{
     EVIDENCE_INSTRUCTION, Placeholder, PromptBuilder, PromptLayout, Template, TemplateError,
     criteria_list,
 };
-pub use schema::response_schema;
+pub use schema::{ResponseSchema, response_schema};

@@ -10,6 +10,7 @@
 //! everything, because prompt-only mode (a model that rejects the schema) gets no
 //! such guarantee.
 
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::domain::{Checklist, Criterion};
@@ -71,8 +72,33 @@ fn evidence_schema() -> Value {
     json!({"type": "string"})
 }
 
+/// The response schema, serialised once: every request of a run carries the same one, and
+/// writing it out call by call was a measurable part of callq's own CPU per call.
+#[derive(Debug, Clone)]
+pub struct ResponseSchema(Box<RawValue>);
+
+impl ResponseSchema {
+    pub fn new(schema: &Value) -> ResponseSchema {
+        ResponseSchema(serde_json::value::to_raw_value(schema).expect("a JSON value serialises"))
+    }
+
+    /// The schema as JSON text, as the request body carries it.
+    pub(super) fn json(&self) -> &RawValue {
+        &self.0
+    }
+
+    /// The schema read back, for looking into it.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).expect("serialised from a JSON value")
+    }
+}
+
 /// The response schema for `checklist`.
-pub fn response_schema(checklist: &Checklist) -> Value {
+pub fn response_schema(checklist: &Checklist) -> ResponseSchema {
+    ResponseSchema::new(&schema_value(checklist))
+}
+
+fn schema_value(checklist: &Checklist) -> Value {
     let categories: Vec<&str> = checklist.categories();
     let evaluation: Vec<Value> = checklist.criteria.iter().map(evaluation_schema).collect();
     let category = if categories.is_empty() {
@@ -183,15 +209,15 @@ mod tests {
 
     #[test]
     fn every_object_is_strict() {
-        let s = response_schema(&checklist());
+        let s = response_schema(&checklist()).to_value();
         assert_eq!(s["type"], "object");
         assert_strict(&s, "$");
-        assert_strict(&response_schema(&Checklist::default()), "$");
+        assert_strict(&response_schema(&Checklist::default()).to_value(), "$");
     }
 
     #[test]
     fn one_evaluation_branch_per_criterion() {
-        let s = response_schema(&checklist());
+        let s = response_schema(&checklist()).to_value();
         let branches = s["properties"]["evaluations"]["items"]["anyOf"]
             .as_array()
             .unwrap();
@@ -216,7 +242,7 @@ mod tests {
 
     #[test]
     fn categories_priority_and_nullable_amount() {
-        let s = response_schema(&checklist());
+        let s = response_schema(&checklist()).to_value();
         let p = &s["properties"];
         assert_eq!(
             p["recommendations"]["items"]["properties"]["category"]["enum"],

@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::ResponseSchema;
 
 use crate::domain::Usage;
 
@@ -36,13 +39,13 @@ struct ResponseFormat<'a> {
 struct JsonSchema<'a> {
     name: &'static str,
     strict: bool,
-    schema: &'a Value,
+    schema: &'a RawValue,
 }
 
 pub(super) fn request_body(
     model: &str,
     prompt: &str,
-    schema: Option<&Value>,
+    schema: Option<&ResponseSchema>,
     timeout_s: Option<f64>,
 ) -> Vec<u8> {
     let request = ChatRequest {
@@ -57,7 +60,7 @@ pub(super) fn request_body(
             json_schema: JsonSchema {
                 name: "call_analysis",
                 strict: true,
-                schema,
+                schema: schema.json(),
             },
         }),
         timeout: timeout_s,
@@ -233,7 +236,7 @@ mod tests {
 
     #[test]
     fn request_body_has_the_contract_shape() {
-        let schema = json!({"type": "object"});
+        let schema = ResponseSchema::new(&json!({"type": "object"}));
         let body: Value =
             serde_json::from_slice(&request_body("gpt-x", "привет", Some(&schema), Some(180.0)))
                 .unwrap();

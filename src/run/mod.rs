@@ -16,7 +16,7 @@ use crate::checklist;
 use crate::config::RunSettings;
 use crate::domain::Checklist;
 use crate::llm::batch::BatchClient;
-use crate::llm::{LlmClient, PromptBuilder, Template, response_schema};
+use crate::llm::{LlmClient, PromptBuilder, ResponseSchema, Template, response_schema};
 use crate::operators::Directory;
 use crate::store::{Revisit, Store};
 use crate::summary::Summary;
@@ -58,7 +58,7 @@ pub struct Prepared {
     batch: BatchClient,
     checklist: Checklist,
     prompt: PromptBuilder,
-    schema: serde_json::Value,
+    schema: ResponseSchema,
     checklist_version: String,
     prompt_version: String,
     directory: Directory,

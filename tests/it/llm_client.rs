@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use callq::domain::{Checklist, Cost, CostSource, Criterion, Usage};
 use callq::llm::{
-    Analyzed, LlmClient, LlmError, LlmSettings, PromptBuilder, Template, response_schema,
+    Analyzed, LlmClient, LlmError, LlmSettings, PromptBuilder, ResponseSchema, Template,
+    response_schema,
 };
 use callq::retry::RetryPolicy;
 use callq::severity::{Severe, Severity};
 use callq_fakes::{FakeLlm, LlmConfig, Refusal, expected_score};
-use serde_json::Value;
 
 const TOKEN: &str = "sk-test-llm-key";
 const MODEL: &str = "gpt-test";
@@ -41,7 +41,7 @@ fn checklist() -> Checklist {
 
 struct Setup {
     prompts: PromptBuilder,
-    schema: Value,
+    schema: ResponseSchema,
     checklist: Checklist,
 }
 
